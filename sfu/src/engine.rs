@@ -1,0 +1,627 @@
+//! The control plane, sans-IO: rooms, participants, which worker hosts whom,
+//! and who subscribes to what. It turns requests of participants and events
+//! of workers into commands for workers and notices for participants. It is
+//! not on the packet path.
+
+use std::collections::{HashMap, VecDeque};
+
+use tracing::info;
+
+use crate::room::{Room, RoomNameError, RoomTrack, validate_name};
+use crate::worker::{Command, WorkerEvent};
+use crate::{MediaKind, ParticipantId, Rng, Role, TrackId};
+
+/// Limits of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Media workers to spread participants over.
+    pub workers: usize,
+    /// The most participants in one room.
+    pub max_participants_per_room: usize,
+    /// The most rooms at once.
+    pub max_rooms: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 1,
+            max_participants_per_room: 100,
+            max_rooms: 1000,
+        }
+    }
+}
+
+/// Why a join is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// The room name breaks the rules.
+    #[error("invalid room name: {0}")]
+    InvalidRoom(#[from] RoomNameError),
+    /// The room has reached its participant limit.
+    #[error("the room is full ({0} participants)")]
+    RoomFull(usize),
+    /// The server has reached its room limit.
+    #[error("the server hosts its maximum number of rooms")]
+    TooManyRooms,
+}
+
+/// What others see of a participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantInfo {
+    /// Its id.
+    pub id: ParticipantId,
+    /// Display name.
+    pub name: String,
+    /// Microphone muted.
+    pub audio_muted: bool,
+    /// Camera off.
+    pub video_muted: bool,
+}
+
+/// Something to tell one participant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// To whom.
+    pub to: ParticipantId,
+    /// What.
+    pub kind: NoticeKind,
+}
+
+/// The content of a [`Notice`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoticeKind {
+    /// Someone joined the room.
+    ParticipantJoined(ParticipantInfo),
+    /// Someone left.
+    ParticipantLeft(ParticipantId),
+    /// Someone's state changed (mute).
+    ParticipantUpdated(ParticipantInfo),
+    /// The answer to the participant's publish offer.
+    PublishAnswer(String),
+    /// A subscribe offer to answer.
+    SubscribeOffer(String),
+    /// A request failed.
+    Error {
+        /// Protocol error code.
+        code: &'static str,
+        /// Reason.
+        message: String,
+    },
+}
+
+/// A change to the media port's demultiplexing table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Datagrams whose STUN names this ufrag go to this worker.
+    Add(String, usize),
+    /// Forget this ufrag.
+    Remove(String),
+}
+
+/// The result of a successful join.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// The new participant's id.
+    pub id: ParticipantId,
+    /// Who else is in the room.
+    pub others: Vec<ParticipantInfo>,
+}
+
+struct Member {
+    room: String,
+    worker: usize,
+    info: ParticipantInfo,
+    ufrags: [String; 2],
+}
+
+/// Rooms and participants of this process.
+pub struct Engine {
+    cfg: EngineConfig,
+    rng: Rng,
+    next_id: ParticipantId,
+    rooms: HashMap<String, Room>,
+    members: HashMap<ParticipantId, Member>,
+    load: Vec<usize>,
+    commands: VecDeque<(usize, Command)>,
+    notices: VecDeque<Notice>,
+    routes: VecDeque<Route>,
+}
+
+impl Engine {
+    /// An engine; `seed` feeds ICE credentials (use OS randomness outside tests).
+    pub fn new(cfg: EngineConfig, seed: u64) -> Self {
+        let workers = cfg.workers.max(1);
+        Engine {
+            cfg,
+            rng: Rng::new(seed),
+            next_id: 1,
+            rooms: HashMap::new(),
+            members: HashMap::new(),
+            load: vec![0; workers],
+            commands: VecDeque::new(),
+            notices: VecDeque::new(),
+            routes: VecDeque::new(),
+        }
+    }
+
+    /// Takes the next command for a worker: (worker index, command).
+    pub fn poll_command(&mut self) -> Option<(usize, Command)> {
+        self.commands.pop_front()
+    }
+
+    /// Takes the next notice for a participant.
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.notices.pop_front()
+    }
+
+    /// Takes the next change to the demultiplexing table.
+    pub fn poll_route(&mut self) -> Option<Route> {
+        self.routes.pop_front()
+    }
+
+    /// Number of rooms with at least one participant.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Number of participants.
+    pub fn participant_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Number of published tracks.
+    pub fn track_count(&self) -> usize {
+        self.rooms.values().map(|r| r.tracks.len()).sum()
+    }
+
+    /// Participants per worker.
+    pub fn worker_load(&self) -> &[usize] {
+        &self.load
+    }
+
+    /// The worker hosting a participant.
+    pub fn worker_of(&self, id: ParticipantId) -> Option<usize> {
+        self.members.get(&id).map(|m| m.worker)
+    }
+
+    /// The participants of a room, in join order.
+    pub fn room_participants(&self, room: &str) -> Vec<ParticipantInfo> {
+        self.rooms
+            .get(room)
+            .map(|r| {
+                r.participants
+                    .iter()
+                    .filter_map(|id| self.members.get(id).map(|m| m.info.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn notify(&mut self, to: ParticipantId, kind: NoticeKind) {
+        self.notices.push_back(Notice { to, kind });
+    }
+
+    fn notify_room(&mut self, room: &str, except: ParticipantId, kind: NoticeKind) {
+        let ids: Vec<ParticipantId> = self
+            .rooms
+            .get(room)
+            .map(|r| r.participants.clone())
+            .unwrap_or_default();
+        for id in ids.into_iter().filter(|&id| id != except) {
+            self.notify(id, kind.clone());
+        }
+    }
+
+    /// Adds a participant to a room (creating the room), placing it on the
+    /// least loaded worker, and subscribes it to what the room publishes.
+    pub fn join(&mut self, room: &str, name: &str) -> Result<Joined, JoinError> {
+        validate_name(room)?;
+        match self.rooms.get(room) {
+            Some(r) if r.participants.len() >= self.cfg.max_participants_per_room => {
+                return Err(JoinError::RoomFull(self.cfg.max_participants_per_room));
+            }
+            None if self.rooms.len() >= self.cfg.max_rooms => return Err(JoinError::TooManyRooms),
+            _ => {}
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let worker = (0..self.load.len())
+            .min_by_key(|&w| self.load[w])
+            .unwrap_or(0);
+        self.load[worker] += 1;
+        let publish_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
+        let subscribe_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
+        self.routes
+            .push_back(Route::Add(publish_ice.0.clone(), worker));
+        self.routes
+            .push_back(Route::Add(subscribe_ice.0.clone(), worker));
+        let info = ParticipantInfo {
+            id,
+            name: name.to_owned(),
+            audio_muted: false,
+            video_muted: false,
+        };
+        self.members.insert(
+            id,
+            Member {
+                room: room.to_owned(),
+                worker,
+                info: info.clone(),
+                ufrags: [publish_ice.0.clone(), subscribe_ice.0.clone()],
+            },
+        );
+        self.commands.push_back((
+            worker,
+            Command::AddParticipant {
+                participant: id,
+                publish_ice,
+                subscribe_ice,
+            },
+        ));
+        let others = self.room_participants(room);
+        let r = self.rooms.entry(room.to_owned()).or_default();
+        r.participants.push(id);
+        let existing: Vec<TrackId> = r.tracks.keys().copied().collect();
+        for track in existing {
+            self.subscribe(room, id, track);
+        }
+        self.notify_room(room, id, NoticeKind::ParticipantJoined(info));
+        info!(participant = id, room, worker, "joined");
+        Ok(Joined { id, others })
+    }
+
+    fn subscribe(&mut self, room: &str, subscriber: ParticipantId, track: TrackId) {
+        let Some(worker) = self.worker_of(subscriber) else {
+            return;
+        };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(t) = r.tracks.get(&track).cloned() else {
+            return;
+        };
+        let first_here = r.add_subscriber(track, worker);
+        self.commands.push_back((
+            worker,
+            Command::Subscribe {
+                subscriber,
+                track,
+                source_worker: t.source_worker,
+                kind: t.kind,
+                codec: t.codec,
+            },
+        ));
+        if first_here {
+            self.commands
+                .push_back((t.source_worker, Command::AddFanout { track, worker }));
+        }
+    }
+
+    /// Removes a participant: closes its peers, ends its tracks for the
+    /// others, and tells the room.
+    pub fn leave(&mut self, id: ParticipantId) {
+        let Some(m) = self.members.remove(&id) else {
+            return;
+        };
+        self.load[m.worker] = self.load[m.worker].saturating_sub(1);
+        for u in m.ufrags {
+            self.routes.push_back(Route::Remove(u));
+        }
+        self.commands
+            .push_back((m.worker, Command::RemoveParticipant { participant: id }));
+        let Some(r) = self.rooms.get_mut(&m.room) else {
+            return;
+        };
+        r.participants.retain(|&p| p != id);
+        // Tracks it subscribed to: fewer subscribers on its worker.
+        let tracks: Vec<(TrackId, usize)> = r
+            .tracks
+            .iter()
+            .filter(|(t, _)| t.participant != id)
+            .map(|(t, rt)| (*t, rt.source_worker))
+            .collect();
+        for (track, source) in tracks {
+            if r.remove_subscriber(track, m.worker) {
+                self.commands.push_back((
+                    source,
+                    Command::RemoveFanout {
+                        track,
+                        worker: m.worker,
+                    },
+                ));
+            }
+        }
+        let room = m.room.clone();
+        self.unpublish_all(&room, id);
+        if self
+            .rooms
+            .get(&room)
+            .is_some_and(|r| r.participants.is_empty())
+        {
+            self.rooms.remove(&room);
+            info!(room, "room closed");
+        }
+        self.notify_room(&room, id, NoticeKind::ParticipantLeft(id));
+        info!(participant = id, room, "left");
+    }
+
+    fn unpublish_all(&mut self, room: &str, publisher: ParticipantId) {
+        let tracks: Vec<TrackId> = self
+            .rooms
+            .get(room)
+            .map(|r| {
+                r.tracks
+                    .keys()
+                    .filter(|t| t.participant == publisher)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for t in tracks {
+            self.unpublish(room, t);
+        }
+    }
+
+    fn unpublish(&mut self, room: &str, track: TrackId) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.tracks.remove(&track).is_none() {
+            return;
+        }
+        let subscribers: Vec<ParticipantId> = r
+            .participants
+            .iter()
+            .copied()
+            .filter(|&p| p != track.participant)
+            .collect();
+        for s in subscribers {
+            if let Some(w) = self.worker_of(s) {
+                self.commands.push_back((
+                    w,
+                    Command::Unsubscribe {
+                        subscriber: s,
+                        track,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Routes a participant's publish offer to its worker.
+    pub fn publish_offer(&mut self, id: ParticipantId, sdp: String) {
+        if let Some(w) = self.worker_of(id) {
+            self.commands.push_back((
+                w,
+                Command::PublishOffer {
+                    participant: id,
+                    sdp,
+                },
+            ));
+        }
+    }
+
+    /// Routes a participant's subscribe answer to its worker.
+    pub fn subscribe_answer(&mut self, id: ParticipantId, sdp: String) {
+        if let Some(w) = self.worker_of(id) {
+            self.commands.push_back((
+                w,
+                Command::SubscribeAnswer {
+                    participant: id,
+                    sdp,
+                },
+            ));
+        }
+    }
+
+    /// Routes a trickled candidate to its worker.
+    pub fn candidate(
+        &mut self,
+        id: ParticipantId,
+        role: Role,
+        candidate: String,
+        sdp_mid: Option<String>,
+        sdp_mline_index: Option<u16>,
+    ) {
+        if let Some(w) = self.worker_of(id) {
+            self.commands.push_back((
+                w,
+                Command::Candidate {
+                    participant: id,
+                    role,
+                    candidate,
+                    sdp_mid,
+                    sdp_mline_index,
+                },
+            ));
+        }
+    }
+
+    /// Records a mute change and tells the room.
+    pub fn set_muted(&mut self, id: ParticipantId, kind: MediaKind, muted: bool) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        match kind {
+            MediaKind::Audio => m.info.audio_muted = muted,
+            MediaKind::Video => m.info.video_muted = muted,
+        }
+        let (room, info) = (m.room.clone(), m.info.clone());
+        self.notify_room(&room, id, NoticeKind::ParticipantUpdated(info));
+    }
+
+    /// Handles what a worker reports.
+    pub fn handle_worker_event(&mut self, ev: WorkerEvent) {
+        match ev {
+            WorkerEvent::PublishAnswer { participant, sdp } => {
+                self.notify(participant, NoticeKind::PublishAnswer(sdp))
+            }
+            WorkerEvent::SubscribeOffer { participant, sdp } => {
+                self.notify(participant, NoticeKind::SubscribeOffer(sdp))
+            }
+            WorkerEvent::Error {
+                participant,
+                code,
+                message,
+            } => self.notify(participant, NoticeKind::Error { code, message }),
+            WorkerEvent::TrackPublished { track, kind, codec } => {
+                let Some(m) = self.members.get(&track.participant) else {
+                    return;
+                };
+                let (room, source_worker) = (m.room.clone(), m.worker);
+                let Some(r) = self.rooms.get_mut(&room) else {
+                    return;
+                };
+                r.tracks.insert(
+                    track,
+                    RoomTrack {
+                        kind,
+                        codec,
+                        source_worker,
+                        subscribers: HashMap::new(),
+                    },
+                );
+                let others: Vec<ParticipantId> = r
+                    .participants
+                    .iter()
+                    .copied()
+                    .filter(|&p| p != track.participant)
+                    .collect();
+                for s in others {
+                    self.subscribe(&room, s, track);
+                }
+            }
+            WorkerEvent::TrackUnpublished { track } => {
+                if let Some(m) = self.members.get(&track.participant) {
+                    let room = m.room.clone();
+                    self.unpublish(&room, track);
+                }
+            }
+            WorkerEvent::Connected { .. } | WorkerEvent::Failed { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::Codec;
+
+    fn opus() -> Codec {
+        Codec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            fmtp: String::new(),
+        }
+    }
+
+    fn drain(e: &mut Engine) -> Vec<(usize, Command)> {
+        std::iter::from_fn(|| e.poll_command()).collect()
+    }
+
+    #[test]
+    fn join_spreads_participants_over_workers() {
+        let mut e = Engine::new(
+            EngineConfig {
+                workers: 3,
+                ..Default::default()
+            },
+            1,
+        );
+        let ids: Vec<_> = (0..6)
+            .map(|i| e.join("r", &format!("n{i}")).unwrap().id)
+            .collect();
+        assert_eq!(e.worker_load(), &[2, 2, 2]);
+        let workers: Vec<_> = ids.iter().map(|&i| e.worker_of(i).unwrap()).collect();
+        assert_eq!(workers, vec![0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn refuses_bad_names_and_full_rooms() {
+        let mut e = Engine::new(
+            EngineConfig {
+                workers: 1,
+                max_participants_per_room: 2,
+                max_rooms: 1,
+            },
+            1,
+        );
+        assert!(matches!(
+            e.join("../x", "a"),
+            Err(JoinError::InvalidRoom(_))
+        ));
+        e.join("r", "a").unwrap();
+        e.join("r", "b").unwrap();
+        assert_eq!(e.join("r", "c").unwrap_err(), JoinError::RoomFull(2));
+        assert_eq!(e.join("other", "d").unwrap_err(), JoinError::TooManyRooms);
+    }
+
+    #[test]
+    fn a_published_track_reaches_each_worker_once_and_leave_cleans_up() {
+        let mut e = Engine::new(
+            EngineConfig {
+                workers: 2,
+                ..Default::default()
+            },
+            1,
+        );
+        let a = e.join("r", "a").unwrap().id; // worker 0
+        let b = e.join("r", "b").unwrap().id; // worker 1
+        let c = e.join("r", "c").unwrap().id; // worker 0
+        drain(&mut e);
+        let t = TrackId {
+            participant: a,
+            index: 0,
+        };
+        e.handle_worker_event(WorkerEvent::TrackPublished {
+            track: t,
+            kind: MediaKind::Audio,
+            codec: opus(),
+        });
+        let cmds = drain(&mut e);
+        let subs: Vec<_> = cmds
+            .iter()
+            .filter_map(|(w, c)| match c {
+                Command::Subscribe { subscriber, .. } => Some((*w, *subscriber)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(subs, vec![(1, b), (0, c)]);
+        let fanouts: Vec<_> = cmds
+            .iter()
+            .filter_map(|(w, c)| match c {
+                Command::AddFanout { worker, .. } => Some((*w, *worker)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fanouts, vec![(0, 1), (0, 0)]);
+
+        // b leaves: worker 1 has no subscriber left, so the fan-out to it stops.
+        e.leave(b);
+        let cmds = drain(&mut e);
+        assert!(
+            cmds.iter()
+                .any(|(w, c)| *w == 0 && matches!(c, Command::RemoveFanout { worker: 1, .. }))
+        );
+        assert!(cmds.iter().any(|(w, c)| *w == 1
+            && matches!(c, Command::RemoveParticipant { participant } if *participant == b)));
+        let notices: Vec<_> = std::iter::from_fn(|| e.poll_notice()).collect();
+        assert!(notices.contains(&Notice {
+            to: a,
+            kind: NoticeKind::ParticipantLeft(b)
+        }));
+
+        // a (the publisher) leaves: c is unsubscribed; the room keeps c only.
+        e.leave(a);
+        let cmds = drain(&mut e);
+        assert!(cmds.iter().any(|(w, cmd)| *w == 0
+            && matches!(cmd, Command::Unsubscribe { subscriber, track } if *subscriber == c && *track == t)));
+        assert_eq!(e.track_count(), 0);
+        assert_eq!(e.room_participants("r").len(), 1);
+        e.leave(c);
+        assert_eq!(e.room_count(), 0);
+        assert_eq!(e.participant_count(), 0);
+    }
+}

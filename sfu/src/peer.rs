@@ -1,0 +1,560 @@
+//! One WebRTC peer connection of a participant, and the only file of the core
+//! that knows the WebRTC crate (`rtc`).
+//!
+//! A participant has two of these: a *publish* peer (the client offers, kaigi
+//! answers and receives) and a *subscribe* peer (kaigi offers and sends). The
+//! peer owns no socket and no clock: the worker feeds it datagrams and the
+//! time, and drains datagrams to send, events, and its next deadline. It does
+//! not decide what to forward to whom; that is the worker's and the
+//! subscription's job.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+pub use rtc::rtp::Packet as RtpPacket;
+
+use crate::MediaKind;
+
+/// Why a peer operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The remote SDP could not be parsed or applied.
+    #[error("invalid SDP: {0}")]
+    BadSdp(String),
+    /// The WebRTC stack refused an operation.
+    #[error("webrtc: {0}")]
+    Rtc(String),
+}
+
+fn rtc_err(e: impl std::fmt::Display) -> PeerError {
+    PeerError::Rtc(e.to_string())
+}
+
+/// Where this server can be reached: the candidates written into every SDP.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// UDP host candidate (the advertised address and the media port).
+    pub udp: Option<SocketAddr>,
+    /// ICE-TCP passive candidate.
+    pub tcp: Option<SocketAddr>,
+}
+
+/// Whether a datagram came over UDP or an ICE-TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Plain UDP.
+    Udp,
+    /// RFC 4571 framed ICE-TCP.
+    Tcp,
+}
+
+/// The codec of a published track, as forwarded to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codec {
+    /// e.g. `video/VP8`.
+    pub mime_type: String,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    /// Audio channels (0 for video).
+    pub channels: u16,
+    /// The `a=fmtp` parameters.
+    pub fmtp: String,
+}
+
+/// Something the peer wants its owner to know.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A remote track started sending (first RTP packet seen).
+    TrackOpened {
+        /// The peer-local track id (the msid track id).
+        track: String,
+        /// Audio or video.
+        kind: MediaKind,
+        /// Its codec.
+        codec: Codec,
+        /// The SSRC that opened it.
+        ssrc: u32,
+    },
+    /// A remote track ended.
+    TrackClosed {
+        /// The peer-local track id.
+        track: String,
+    },
+    /// An RTP packet of a remote track, decrypted.
+    Rtp {
+        /// The peer-local track id.
+        track: String,
+        /// The packet.
+        packet: RtpPacket,
+    },
+    /// The remote side asked for a keyframe of the stream we send with this SSRC.
+    KeyframeRequested {
+        /// Our outgoing SSRC.
+        ssrc: u32,
+    },
+    /// ICE and DTLS are up.
+    Connected,
+    /// The connection failed or closed.
+    Failed,
+}
+
+/// One RTCPeerConnection driven by the worker.
+pub struct Peer {
+    pc: RTCPeerConnection,
+    ufrag: String,
+    /// Remote track id → receiver and SSRC, for keyframe requests.
+    receivers: HashMap<String, (RTCRtpReceiverId, u32)>,
+    events: std::collections::VecDeque<PeerEvent>,
+    /// `local_addr` given to the stack for each transport: the advertised address.
+    endpoint: Endpoint,
+    connected: bool,
+}
+
+/// What a datagram to send looks like.
+#[derive(Debug)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Over which transport.
+    pub transport: Transport,
+    /// The bytes (already encrypted).
+    pub data: BytesMut,
+}
+
+/// How to build peers: shared by all peers of a worker.
+#[derive(Clone)]
+pub struct PeerConfig {
+    /// Candidates to advertise.
+    pub endpoint: Endpoint,
+    /// The DTLS certificate (generated once per worker: key generation per peer is slow).
+    pub certificate: Option<RTCCertificate>,
+}
+
+impl Peer {
+    fn build(
+        now: Instant,
+        cfg: &PeerConfig,
+        ufrag: String,
+        pwd: String,
+    ) -> Result<RTCPeerConnection, PeerError> {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().map_err(rtc_err)?;
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media_engine).map_err(rtc_err)?;
+        let setting_engine = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag, pwd)
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .build();
+        let mut config = RTCConfigurationBuilder::new();
+        if let Some(cert) = &cfg.certificate {
+            config = config.with_certificates(vec![cert.clone()]);
+        }
+        RTCPeerConnectionBuilder::new()
+            .with_configuration(config.build())
+            .with_setting_engine(setting_engine)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(rtc_err)
+    }
+
+    fn add_local_candidates(&mut self) -> Result<(), PeerError> {
+        let mut candidates = Vec::new();
+        if let Some(addr) = self.endpoint.udp {
+            candidates.push(CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+        }
+        if let Some(addr) = self.endpoint.tcp {
+            candidates.push(CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "tcp".to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type: rtc::ice::tcp_type::TcpType::Passive,
+            });
+        }
+        for c in candidates {
+            let cand = c.new_candidate_host().map_err(rtc_err)?;
+            let init = RTCIceCandidate::from(&cand).to_json().map_err(rtc_err)?;
+            self.pc.add_local_candidate(init).map_err(rtc_err)?;
+        }
+        Ok(())
+    }
+
+    fn new_inner(
+        now: Instant,
+        cfg: &PeerConfig,
+        ufrag: String,
+        pwd: String,
+    ) -> Result<Self, PeerError> {
+        let pc = Self::build(now, cfg, ufrag.clone(), pwd)?;
+        let mut peer = Peer {
+            pc,
+            ufrag,
+            receivers: HashMap::new(),
+            events: Default::default(),
+            endpoint: cfg.endpoint.clone(),
+            connected: false,
+        };
+        peer.add_local_candidates()?;
+        Ok(peer)
+    }
+
+    /// A publish peer: applies the client's offer and returns the answer SDP.
+    pub fn new_publisher(
+        now: Instant,
+        cfg: &PeerConfig,
+        ufrag: String,
+        pwd: String,
+        offer_sdp: String,
+    ) -> Result<(Self, String), PeerError> {
+        let mut peer = Self::new_inner(now, cfg, ufrag, pwd)?;
+        let answer = peer.answer(now, offer_sdp)?;
+        Ok((peer, answer))
+    }
+
+    /// Applies a (re)offer from the client and returns the answer.
+    pub fn answer(&mut self, now: Instant, offer_sdp: String) -> Result<String, PeerError> {
+        let offer = RTCSessionDescription::offer(offer_sdp)
+            .map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        let answer = self.pc.create_answer(None).map_err(rtc_err)?;
+        let sdp = answer.sdp.clone();
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(rtc_err)?;
+        Ok(sdp)
+    }
+
+    /// A subscribe peer: kaigi offers; no tracks yet.
+    pub fn new_subscriber(
+        now: Instant,
+        cfg: &PeerConfig,
+        ufrag: String,
+        pwd: String,
+    ) -> Result<Self, PeerError> {
+        Self::new_inner(now, cfg, ufrag, pwd)
+    }
+
+    /// Creates an offer for the current set of senders and makes it local.
+    pub fn create_offer(&mut self, now: Instant) -> Result<String, PeerError> {
+        let offer = self.pc.create_offer(None).map_err(rtc_err)?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(now, offer).map_err(rtc_err)?;
+        Ok(sdp)
+    }
+
+    /// Applies the client's answer to our last offer.
+    pub fn apply_answer(&mut self, now: Instant, answer_sdp: String) -> Result<(), PeerError> {
+        let answer = RTCSessionDescription::answer(answer_sdp)
+            .map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(now, answer)
+            .map_err(|e| PeerError::BadSdp(e.to_string()))
+    }
+
+    /// Adds a trickled remote candidate. An empty candidate (end of candidates) is ignored.
+    pub fn add_remote_candidate(
+        &mut self,
+        candidate: String,
+        sdp_mid: Option<String>,
+        sdp_mline_index: Option<u16>,
+    ) -> Result<(), PeerError> {
+        if candidate.trim().is_empty() {
+            return Ok(());
+        }
+        self.pc
+            .add_remote_candidate(RTCIceCandidateInit {
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+                username_fragment: None,
+                url: None,
+            })
+            .map_err(rtc_err)
+    }
+
+    /// Adds an outgoing track that will carry another participant's media.
+    /// `stream_id` becomes the msid stream id the client sees.
+    pub fn add_sender(
+        &mut self,
+        stream_id: &str,
+        track_id: &str,
+        kind: MediaKind,
+        codec: &Codec,
+        ssrc: u32,
+    ) -> Result<RTCRtpSenderId, PeerError> {
+        let rtp_kind = match kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        let track = MediaStreamTrack::new(
+            stream_id.to_owned(),
+            track_id.to_owned(),
+            track_id.to_owned(),
+            rtp_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: RTCRtpCodec {
+                    mime_type: codec.mime_type.clone(),
+                    clock_rate: codec.clock_rate,
+                    channels: codec.channels,
+                    sdp_fmtp_line: codec.fmtp.clone(),
+                    rtcp_feedback: vec![],
+                },
+                ..Default::default()
+            }],
+        );
+        self.pc.add_track(track).map_err(rtc_err)
+    }
+
+    /// Removes an outgoing track; its m-section goes inactive at the next offer.
+    pub fn remove_sender(&mut self, sender: RTCRtpSenderId) -> Result<(), PeerError> {
+        self.pc.remove_track(sender).map_err(rtc_err)
+    }
+
+    /// The payload type negotiated on `sender` for `codec`, once the answer is applied.
+    pub fn sender_payload_type(&mut self, sender: RTCRtpSenderId, codec: &Codec) -> Option<u8> {
+        let mut s = self.pc.rtp_sender(sender)?;
+        let params = s.get_parameters();
+        let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
+            c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
+        };
+        params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .filter(same_mime)
+            .find(|c| c.rtp_codec.sdp_fmtp_line == codec.fmtp)
+            .or_else(|| params.rtp_parameters.codecs.iter().find(same_mime))
+            .map(|c| c.payload_type)
+    }
+
+    /// Sends one RTP packet on an outgoing track. The packet's SSRC and payload
+    /// type must already be this sender's.
+    pub fn write_rtp(
+        &mut self,
+        now: Instant,
+        sender: RTCRtpSenderId,
+        packet: RtpPacket,
+    ) -> Result<(), PeerError> {
+        let mut s = self
+            .pc
+            .rtp_sender(sender)
+            .ok_or_else(|| PeerError::Rtc("no such sender".into()))?;
+        s.write_rtp(now, packet).map_err(rtc_err)
+    }
+
+    /// Asks the remote publisher for a keyframe on one of its tracks.
+    pub fn request_keyframe(&mut self, now: Instant, track: &str) -> Result<(), PeerError> {
+        let Some(&(receiver_id, media_ssrc)) = self.receivers.get(track) else {
+            return Ok(());
+        };
+        let mut receiver = self
+            .pc
+            .rtp_receiver(receiver_id)
+            .ok_or_else(|| PeerError::Rtc("no such receiver".into()))?;
+        receiver
+            .write_rtcp(
+                now,
+                vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                })],
+            )
+            .map_err(rtc_err)
+    }
+
+    /// The ICE username fragment of this side: the demultiplexing key.
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// Whether ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Feeds one received datagram.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        data: BytesMut,
+    ) -> Result<(), PeerError> {
+        let (local_addr, proto) = match transport {
+            Transport::Udp => (self.endpoint.udp, TransportProtocol::UDP),
+            Transport::Tcp => (self.endpoint.tcp, TransportProtocol::TCP),
+        };
+        let local_addr = local_addr.unwrap_or(from);
+        self.pc
+            .handle_read(TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: proto,
+                },
+                message: data,
+            })
+            .map_err(rtc_err)?;
+        self.drain(now);
+        Ok(())
+    }
+
+    /// Runs timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.pc.handle_timeout(now);
+        self.drain(now);
+    }
+
+    /// The next instant at which `handle_timeout` must be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.pc.poll_timeout()
+    }
+
+    /// Takes the next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let msg = self.pc.poll_write()?;
+        let transport = match msg.transport.transport_protocol {
+            TransportProtocol::TCP => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        Some(Transmit {
+            to: msg.transport.peer_addr,
+            transport,
+            data: msg.message,
+        })
+    }
+
+    /// Takes the next event.
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Moves everything the stack has for us into our own event queue.
+    fn drain(&mut self, _now: Instant) {
+        while let Some(ev) = self.pc.poll_event() {
+            match ev {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                    RTCPeerConnectionState::Connected => {
+                        self.connected = true;
+                        self.events.push_back(PeerEvent::Connected);
+                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        self.connected = false;
+                        self.events.push_back(PeerEvent::Failed);
+                    }
+                    _ => {}
+                },
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let Some(receiver) = self.pc.rtp_receiver(init.receiver_id) else {
+                        continue;
+                    };
+                    let track = receiver.track();
+                    let kind = match track.kind() {
+                        RtpCodecKind::Audio => MediaKind::Audio,
+                        _ => MediaKind::Video,
+                    };
+                    let Some(c) = track.codec(init.ssrc) else {
+                        continue;
+                    };
+                    let codec = Codec {
+                        mime_type: c.mime_type.clone(),
+                        clock_rate: c.clock_rate,
+                        channels: c.channels,
+                        fmtp: c.sdp_fmtp_line.clone(),
+                    };
+                    self.receivers
+                        .insert(init.track_id.clone(), (init.receiver_id, init.ssrc));
+                    self.events.push_back(PeerEvent::TrackOpened {
+                        track: init.track_id,
+                        kind,
+                        codec,
+                        ssrc: init.ssrc,
+                    });
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
+                    self.receivers.remove(&track);
+                    self.events.push_back(PeerEvent::TrackClosed { track });
+                }
+                _ => {}
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            match message {
+                RTCMessage::RtpPacket(track, packet) => {
+                    self.events.push_back(PeerEvent::Rtp { track, packet });
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    for p in packets {
+                        let any = p.as_any();
+                        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                            self.events.push_back(PeerEvent::KeyframeRequested {
+                                ssrc: pli.media_ssrc,
+                            });
+                        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                            for e in &fir.fir {
+                                self.events
+                                    .push_back(PeerEvent::KeyframeRequested { ssrc: e.ssrc });
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Closes the connection (sends DTLS close_notify where possible).
+    pub fn close(&mut self) {
+        let _ = self.pc.close();
+    }
+}

@@ -1,0 +1,885 @@
+//! A media worker's state, sans-IO: the peers of the participants it hosts,
+//! the tracks they publish, and the subscriptions it serves.
+//!
+//! The worker takes datagrams, commands, packets from other workers and the
+//! time; it gives back datagrams, messages for other workers and events for
+//! the control plane. A room's participants may live on any worker: a
+//! published packet is decrypted once on the publisher's worker, handed once
+//! to every worker that has subscribers to it, and encrypted there per
+//! subscriber. The thread, channels and sockets around it are in
+//! [`crate::runtime`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tracing::{debug, info, warn};
+
+use crate::net::demux::{PacketClass, classify, stun_local_ufrag};
+use crate::peer::{Codec, Peer, PeerConfig, PeerEvent, RtpPacket, Transmit, Transport};
+use crate::stats::{DropReason, WorkerStats};
+use crate::subscription::Subscription;
+use crate::track::PublishedTrack;
+use crate::{MediaKind, ParticipantId, Rng, Role, TrackId};
+
+/// An instruction from the control plane to the worker that hosts a participant.
+#[derive(Debug)]
+pub enum Command {
+    /// Host a new participant; its peers use these ICE credentials.
+    AddParticipant {
+        /// Who.
+        participant: ParticipantId,
+        /// (ufrag, pwd) of its publish peer.
+        publish_ice: (String, String),
+        /// (ufrag, pwd) of its subscribe peer.
+        subscribe_ice: (String, String),
+    },
+    /// The client's offer for its publish peer.
+    PublishOffer {
+        /// Who.
+        participant: ParticipantId,
+        /// The SDP.
+        sdp: String,
+    },
+    /// The client's answer to our last subscribe offer.
+    SubscribeAnswer {
+        /// Who.
+        participant: ParticipantId,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A trickled client candidate.
+    Candidate {
+        /// Who.
+        participant: ParticipantId,
+        /// Which of its peers.
+        role: Role,
+        /// The `candidate:` line.
+        candidate: String,
+        /// Its m-section id.
+        sdp_mid: Option<String>,
+        /// Its m-section index.
+        sdp_mline_index: Option<u16>,
+    },
+    /// Start forwarding `track` to `subscriber` (hosted here).
+    Subscribe {
+        /// The receiving participant.
+        subscriber: ParticipantId,
+        /// The track.
+        track: TrackId,
+        /// The worker hosting the publisher.
+        source_worker: usize,
+        /// Audio or video.
+        kind: MediaKind,
+        /// The source codec.
+        codec: Codec,
+    },
+    /// Stop forwarding `track` to `subscriber`.
+    Unsubscribe {
+        /// The receiving participant.
+        subscriber: ParticipantId,
+        /// The track.
+        track: TrackId,
+    },
+    /// Send `track` (published here) to `worker` too.
+    AddFanout {
+        /// The track.
+        track: TrackId,
+        /// The worker that now has subscribers.
+        worker: usize,
+    },
+    /// Stop sending `track` to `worker`.
+    RemoveFanout {
+        /// The track.
+        track: TrackId,
+        /// The worker that has no subscribers left.
+        worker: usize,
+    },
+    /// Close the participant's peers and forget it.
+    RemoveParticipant {
+        /// Who.
+        participant: ParticipantId,
+    },
+}
+
+/// Everything a worker can be handed (other than datagrams and time).
+#[derive(Debug)]
+pub enum WorkerMsg {
+    /// From the control plane.
+    Command(Command),
+    /// A decrypted packet of a track published on another worker.
+    Media {
+        /// Which track.
+        track: TrackId,
+        /// The packet (payload shared by reference count).
+        packet: Arc<RtpPacket>,
+    },
+    /// A subscriber on another worker wants a keyframe of a track published here.
+    KeyframeRequest {
+        /// Which track.
+        track: TrackId,
+    },
+}
+
+/// What the worker tells the control plane.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerEvent {
+    /// The answer to a participant's publish offer.
+    PublishAnswer {
+        /// Who.
+        participant: ParticipantId,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A (re)offer for a participant's subscribe peer.
+    SubscribeOffer {
+        /// Who.
+        participant: ParticipantId,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A participant's track started.
+    TrackPublished {
+        /// Its id (the participant is `track.participant`).
+        track: TrackId,
+        /// Audio or video.
+        kind: MediaKind,
+        /// Its codec.
+        codec: Codec,
+    },
+    /// A participant's track ended.
+    TrackUnpublished {
+        /// Its id.
+        track: TrackId,
+    },
+    /// A peer connected.
+    Connected {
+        /// Who.
+        participant: ParticipantId,
+        /// Which peer.
+        role: Role,
+    },
+    /// A peer failed or closed.
+    Failed {
+        /// Who.
+        participant: ParticipantId,
+        /// Which peer.
+        role: Role,
+    },
+    /// A request of the participant could not be carried out.
+    Error {
+        /// Who.
+        participant: ParticipantId,
+        /// Protocol error code.
+        code: &'static str,
+        /// Reason for a human.
+        message: String,
+    },
+}
+
+/// What the worker gives back.
+#[derive(Debug)]
+pub enum Output {
+    /// A datagram to send.
+    Transmit(Transmit),
+    /// A message for another worker (by index).
+    ToWorker(usize, WorkerMsg),
+    /// An event for the control plane.
+    Event(WorkerEvent),
+}
+
+/// The subscribe side's offer/answer state.
+#[derive(Debug, Default, PartialEq, Eq)]
+enum Negotiation {
+    /// Nothing in flight.
+    #[default]
+    Stable,
+    /// An offer was sent; `again` if the senders changed since.
+    Offered { again: bool },
+}
+
+struct Hosted {
+    publish: Option<Peer>,
+    publish_ice: (String, String),
+    subscribe: Peer,
+    negotiation: Negotiation,
+    /// How many tracks this participant has published (for track indices).
+    next_track: u32,
+    /// Subscriptions of this participant, by track.
+    subscriptions: HashMap<TrackId, ()>,
+}
+
+type PeerKey = (ParticipantId, Role);
+
+/// The state of one media worker.
+pub struct WorkerCore {
+    index: usize,
+    cfg: PeerConfig,
+    stats: Arc<WorkerStats>,
+    rng: Rng,
+    hosted: HashMap<ParticipantId, Hosted>,
+    by_ufrag: HashMap<String, PeerKey>,
+    by_addr: HashMap<(SocketAddr, Transport), PeerKey>,
+    /// Tracks published by participants hosted here.
+    published: HashMap<TrackId, PublishedTrack>,
+    /// (publisher, stack track id) → track, for incoming packets.
+    by_local_track: HashMap<(ParticipantId, String), TrackId>,
+    /// Subscriptions hosted here, by track.
+    subs: HashMap<TrackId, Vec<Subscription>>,
+    /// Where each track's publisher lives (for keyframe requests).
+    source_worker: HashMap<TrackId, usize>,
+    /// Outgoing SSRC → (subscriber, track), for keyframe requests from subscribers.
+    by_out_ssrc: HashMap<u32, TrackId>,
+    /// Peer deadlines; an entry is live only while it equals `scheduled[key]`.
+    timers: BinaryHeap<Reverse<(Instant, ParticipantId, bool)>>,
+    scheduled: HashMap<PeerKey, Instant>,
+    out: VecDeque<Output>,
+}
+
+impl WorkerCore {
+    /// A worker numbered `index`; `seed` makes its SSRCs reproducible in tests.
+    pub fn new(index: usize, cfg: PeerConfig, stats: Arc<WorkerStats>, seed: u64) -> Self {
+        WorkerCore {
+            index,
+            cfg,
+            stats,
+            rng: Rng::new(seed),
+            hosted: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            published: HashMap::new(),
+            by_local_track: HashMap::new(),
+            subs: HashMap::new(),
+            source_worker: HashMap::new(),
+            by_out_ssrc: HashMap::new(),
+            timers: BinaryHeap::new(),
+            scheduled: HashMap::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// This worker's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// How many participants this worker hosts.
+    pub fn participant_count(&self) -> usize {
+        self.hosted.len()
+    }
+
+    /// How many subscriptions this worker serves.
+    pub fn subscription_count(&self) -> usize {
+        self.subs.values().map(Vec::len).sum()
+    }
+
+    /// The counters of this worker.
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+
+    /// Takes the next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn event(&mut self, ev: WorkerEvent) {
+        self.out.push_back(Output::Event(ev));
+    }
+
+    fn error(&mut self, participant: ParticipantId, code: &'static str, message: String) {
+        self.event(WorkerEvent::Error {
+            participant,
+            code,
+            message,
+        });
+    }
+
+    fn peer_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
+        let h = self.hosted.get_mut(&key.0)?;
+        match key.1 {
+            Role::Publish => h.publish.as_mut(),
+            Role::Subscribe => Some(&mut h.subscribe),
+        }
+    }
+
+    /// Feeds one datagram received on the media port.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        data: BytesMut,
+    ) {
+        WorkerStats::add(&self.stats.packets_in, 1);
+        WorkerStats::add(&self.stats.bytes_in, data.len() as u64);
+        let key = match classify(&data) {
+            PacketClass::Other => {
+                self.stats.dropped(DropReason::Garbage);
+                return;
+            }
+            PacketClass::Stun => {
+                let by_ufrag = stun_local_ufrag(&data).and_then(|u| self.by_ufrag.get(u).copied());
+                match by_ufrag {
+                    Some(key) => {
+                        self.by_addr.insert((from, transport), key);
+                        key
+                    }
+                    // Responses to our own checks carry no USERNAME.
+                    None => match self.by_addr.get(&(from, transport)) {
+                        Some(&key) => key,
+                        None => {
+                            self.stats.dropped(DropReason::UnknownSource);
+                            return;
+                        }
+                    },
+                }
+            }
+            PacketClass::Dtls | PacketClass::Rtp => match self.by_addr.get(&(from, transport)) {
+                Some(&key) => key,
+                None => {
+                    self.stats.dropped(DropReason::UnknownSource);
+                    return;
+                }
+            },
+        };
+        let Some(peer) = self.peer_mut(key) else {
+            self.stats.dropped(DropReason::UnknownSource);
+            return;
+        };
+        if let Err(e) = peer.handle_datagram(now, from, transport, data) {
+            debug!(participant = key.0, error = %e, "datagram rejected");
+            self.stats.dropped(DropReason::Rejected);
+        }
+        self.after_peer(now, key);
+    }
+
+    /// Handles a message from the control plane or another worker.
+    pub fn handle_msg(&mut self, now: Instant, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Command(cmd) => self.handle_command(now, cmd),
+            WorkerMsg::Media { track, packet } => self.deliver_local(now, track, &packet),
+            WorkerMsg::KeyframeRequest { track } => self.keyframe_request(now, track),
+        }
+    }
+
+    fn handle_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::AddParticipant {
+                participant,
+                publish_ice,
+                subscribe_ice,
+            } => {
+                let sub_ufrag = subscribe_ice.0.clone();
+                match Peer::new_subscriber(now, &self.cfg, subscribe_ice.0, subscribe_ice.1) {
+                    Ok(subscribe) => {
+                        self.by_ufrag
+                            .insert(sub_ufrag, (participant, Role::Subscribe));
+                        self.by_ufrag
+                            .insert(publish_ice.0.clone(), (participant, Role::Publish));
+                        self.hosted.insert(
+                            participant,
+                            Hosted {
+                                publish: None,
+                                publish_ice,
+                                subscribe,
+                                negotiation: Negotiation::Stable,
+                                next_track: 0,
+                                subscriptions: HashMap::new(),
+                            },
+                        );
+                    }
+                    Err(e) => self.error(participant, "server_busy", e.to_string()),
+                }
+            }
+            Command::PublishOffer { participant, sdp } => self.publish_offer(now, participant, sdp),
+            Command::SubscribeAnswer { participant, sdp } => {
+                self.subscribe_answer(now, participant, sdp)
+            }
+            Command::Candidate {
+                participant,
+                role,
+                candidate,
+                sdp_mid,
+                sdp_mline_index,
+            } => {
+                if let Some(peer) = self.peer_mut((participant, role))
+                    && let Err(e) = peer.add_remote_candidate(candidate, sdp_mid, sdp_mline_index)
+                {
+                    self.error(participant, "bad_request", format!("candidate: {e}"));
+                }
+            }
+            Command::Subscribe {
+                subscriber,
+                track,
+                source_worker,
+                kind,
+                codec,
+            } => self.subscribe(now, subscriber, track, source_worker, kind, codec),
+            Command::Unsubscribe { subscriber, track } => self.unsubscribe(now, subscriber, track),
+            Command::AddFanout { track, worker } => {
+                if let Some(t) = self.published.get_mut(&track) {
+                    t.add_worker(worker);
+                }
+            }
+            Command::RemoveFanout { track, worker } => {
+                if let Some(t) = self.published.get_mut(&track) {
+                    t.remove_worker(worker);
+                }
+            }
+            Command::RemoveParticipant { participant } => self.remove(now, participant),
+        }
+    }
+
+    fn publish_offer(&mut self, now: Instant, participant: ParticipantId, sdp: String) {
+        let Some(h) = self.hosted.get_mut(&participant) else {
+            return;
+        };
+        let result = match h.publish.as_mut() {
+            Some(peer) => peer.answer(now, sdp),
+            None => {
+                let (ufrag, pwd) = h.publish_ice.clone();
+                Peer::new_publisher(now, &self.cfg, ufrag, pwd, sdp).map(|(peer, answer)| {
+                    h.publish = Some(peer);
+                    answer
+                })
+            }
+        };
+        match result {
+            Ok(answer) => {
+                self.event(WorkerEvent::PublishAnswer {
+                    participant,
+                    sdp: answer,
+                });
+                self.after_peer(now, (participant, Role::Publish));
+            }
+            Err(e) => self.error(participant, "bad_sdp", e.to_string()),
+        }
+    }
+
+    fn subscribe_answer(&mut self, now: Instant, participant: ParticipantId, sdp: String) {
+        let Some(h) = self.hosted.get_mut(&participant) else {
+            return;
+        };
+        let Negotiation::Offered { again } = h.negotiation else {
+            self.error(
+                participant,
+                "bad_request",
+                "subscribe_answer without a pending subscribe_offer".into(),
+            );
+            return;
+        };
+        if let Err(e) = h.subscribe.apply_answer(now, sdp) {
+            self.error(participant, "bad_sdp", e.to_string());
+            return;
+        }
+        h.negotiation = Negotiation::Stable;
+        // Now that the answer is in, each sender knows its payload types.
+        let tracks: Vec<TrackId> = h.subscriptions.keys().copied().collect();
+        for track in tracks {
+            let Some(list) = self.subs.get_mut(&track) else {
+                continue;
+            };
+            let h = self.hosted.get_mut(&participant).expect("checked above");
+            for s in list.iter_mut().filter(|s| s.subscriber == participant) {
+                s.payload_type = h.subscribe.sender_payload_type(s.sender, &s.codec);
+            }
+            // A new subscriber needs a keyframe to start decoding.
+            self.keyframe_request_remote(now, track);
+        }
+        if again {
+            self.renegotiate(now, participant);
+        }
+        self.after_peer(now, (participant, Role::Subscribe));
+    }
+
+    fn subscribe(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track: TrackId,
+        source_worker: usize,
+        kind: MediaKind,
+        codec: Codec,
+    ) {
+        let ssrc = self.rng.next_u64() as u32;
+        let Some(h) = self.hosted.get_mut(&subscriber) else {
+            return;
+        };
+        if h.subscriptions.contains_key(&track) {
+            return;
+        }
+        let stream_id = format!("p{}", track.participant);
+        let sender =
+            match h
+                .subscribe
+                .add_sender(&stream_id, &track.to_string(), kind, &codec, ssrc)
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(subscriber, %track, error = %e, "cannot add sender");
+                    return;
+                }
+            };
+        h.subscriptions.insert(track, ());
+        self.by_out_ssrc.insert(ssrc, track);
+        self.source_worker.insert(track, source_worker);
+        self.subs.entry(track).or_default().push(Subscription {
+            subscriber,
+            track,
+            kind,
+            codec,
+            sender,
+            ssrc,
+            payload_type: None,
+        });
+        self.renegotiate(now, subscriber);
+    }
+
+    fn unsubscribe(&mut self, now: Instant, subscriber: ParticipantId, track: TrackId) {
+        let Some(list) = self.subs.get_mut(&track) else {
+            return;
+        };
+        let Some(pos) = list.iter().position(|s| s.subscriber == subscriber) else {
+            return;
+        };
+        let sub = list.swap_remove(pos);
+        if list.is_empty() {
+            self.subs.remove(&track);
+            self.source_worker.remove(&track);
+        }
+        self.by_out_ssrc.remove(&sub.ssrc);
+        if let Some(h) = self.hosted.get_mut(&subscriber) {
+            h.subscriptions.remove(&track);
+            let _ = h.subscribe.remove_sender(sub.sender);
+            self.renegotiate(now, subscriber);
+        }
+    }
+
+    /// Sends a new subscribe offer now, or after the pending one is answered.
+    fn renegotiate(&mut self, now: Instant, participant: ParticipantId) {
+        let Some(h) = self.hosted.get_mut(&participant) else {
+            return;
+        };
+        match h.negotiation {
+            Negotiation::Offered { .. } => h.negotiation = Negotiation::Offered { again: true },
+            Negotiation::Stable => match h.subscribe.create_offer(now) {
+                Ok(sdp) => {
+                    h.negotiation = Negotiation::Offered { again: false };
+                    self.event(WorkerEvent::SubscribeOffer { participant, sdp });
+                    self.after_peer(now, (participant, Role::Subscribe));
+                }
+                Err(e) => warn!(participant, error = %e, "cannot create subscribe offer"),
+            },
+        }
+    }
+
+    fn remove(&mut self, now: Instant, participant: ParticipantId) {
+        let Some(mut h) = self.hosted.remove(&participant) else {
+            return;
+        };
+        if let Some(p) = h.publish.as_mut() {
+            p.close();
+        }
+        h.subscribe.close();
+        self.flush_closing(&mut h);
+        self.by_ufrag.retain(|_, k| k.0 != participant);
+        self.scheduled.retain(|k, _| k.0 != participant);
+        self.by_addr.retain(|_, k| k.0 != participant);
+        // Its subscriptions.
+        for track in h.subscriptions.keys() {
+            if let Some(list) = self.subs.get_mut(track) {
+                list.retain(|s| {
+                    if s.subscriber == participant {
+                        self.by_out_ssrc.remove(&s.ssrc);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if list.is_empty() {
+                    self.subs.remove(track);
+                    self.source_worker.remove(track);
+                }
+            }
+        }
+        // Its tracks.
+        let gone: Vec<TrackId> = self
+            .published
+            .keys()
+            .filter(|t| t.participant == participant)
+            .copied()
+            .collect();
+        for t in gone {
+            self.published.remove(&t);
+            self.event(WorkerEvent::TrackUnpublished { track: t });
+        }
+        self.by_local_track.retain(|k, _| k.0 != participant);
+        info!(participant, worker = self.index, "participant removed");
+        let _ = now;
+    }
+
+    /// Sends what the peers have left to say (DTLS close) before they go.
+    fn flush_closing(&mut self, h: &mut Hosted) {
+        let peers = h
+            .publish
+            .iter_mut()
+            .chain(std::iter::once(&mut h.subscribe));
+        for peer in peers {
+            while let Some(t) = peer.poll_transmit() {
+                self.out.push_back(Output::Transmit(t));
+            }
+        }
+    }
+
+    /// Drains a peer after it was touched: transmits, events, its next timer.
+    fn after_peer(&mut self, now: Instant, key: PeerKey) {
+        let mut events = Vec::new();
+        let Some(peer) = self.peer_mut(key) else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        while let Some(t) = peer.poll_transmit() {
+            transmits.push(t);
+        }
+        while let Some(ev) = peer.poll_event() {
+            events.push(ev);
+        }
+        let deadline = peer.poll_timeout();
+        for t in transmits {
+            WorkerStats::add(&self.stats.packets_out, 1);
+            WorkerStats::add(&self.stats.bytes_out, t.data.len() as u64);
+            self.out.push_back(Output::Transmit(t));
+        }
+        if let Some(d) = deadline {
+            self.schedule(key, d);
+        }
+        for ev in events {
+            self.peer_event(now, key, ev);
+        }
+    }
+
+    /// Keeps one live heap entry per peer, at its earliest known deadline.
+    fn schedule(&mut self, key: PeerKey, at: Instant) {
+        if self.scheduled.get(&key).is_some_and(|&s| s <= at) {
+            return;
+        }
+        self.scheduled.insert(key, at);
+        self.timers
+            .push(Reverse((at, key.0, key.1 == Role::Publish)));
+    }
+
+    fn peer_event(&mut self, now: Instant, key: PeerKey, ev: PeerEvent) {
+        let (participant, role) = key;
+        match ev {
+            PeerEvent::Rtp { track, packet } => {
+                let Some(&id) = self.by_local_track.get(&(participant, track)) else {
+                    return;
+                };
+                self.forward(now, id, packet);
+            }
+            PeerEvent::TrackOpened {
+                track,
+                kind,
+                codec,
+                ssrc: _,
+            } => {
+                let Some(h) = self.hosted.get_mut(&participant) else {
+                    return;
+                };
+                if self
+                    .by_local_track
+                    .contains_key(&(participant, track.clone()))
+                {
+                    return;
+                }
+                let id = TrackId {
+                    participant,
+                    index: h.next_track,
+                };
+                h.next_track += 1;
+                self.by_local_track.insert((participant, track.clone()), id);
+                self.published.insert(
+                    id,
+                    PublishedTrack {
+                        id,
+                        local_id: track,
+                        kind,
+                        codec: codec.clone(),
+                        keyframes: Default::default(),
+                        fanout: Vec::new(),
+                    },
+                );
+                info!(participant, %id, kind = kind.as_str(), codec = %codec.mime_type, "track published");
+                self.event(WorkerEvent::TrackPublished {
+                    track: id,
+                    kind,
+                    codec,
+                });
+            }
+            PeerEvent::TrackClosed { track } => {
+                if let Some(id) = self.by_local_track.remove(&(participant, track)) {
+                    self.published.remove(&id);
+                    self.event(WorkerEvent::TrackUnpublished { track: id });
+                }
+            }
+            PeerEvent::KeyframeRequested { ssrc } => {
+                if let Some(&track) = self.by_out_ssrc.get(&ssrc) {
+                    self.keyframe_request_remote(now, track);
+                }
+            }
+            PeerEvent::Connected => self.event(WorkerEvent::Connected { participant, role }),
+            PeerEvent::Failed => self.event(WorkerEvent::Failed { participant, role }),
+        }
+    }
+
+    /// A packet of a track published here: once to each worker with subscribers.
+    fn forward(&mut self, now: Instant, track: TrackId, packet: RtpPacket) {
+        let Some(t) = self.published.get(&track) else {
+            return;
+        };
+        if t.fanout.is_empty() {
+            return;
+        }
+        let packet = Arc::new(packet);
+        let mut local = false;
+        for &w in &t.fanout {
+            if w == self.index {
+                local = true;
+            } else {
+                self.out.push_back(Output::ToWorker(
+                    w,
+                    WorkerMsg::Media {
+                        track,
+                        packet: packet.clone(),
+                    },
+                ));
+            }
+        }
+        if local {
+            self.deliver_local(now, track, &packet);
+        }
+    }
+
+    /// A packet to every subscriber of `track` hosted here.
+    fn deliver_local(&mut self, now: Instant, track: TrackId, packet: &RtpPacket) {
+        let Some(list) = self.subs.get(&track) else {
+            return;
+        };
+        let mut touched = Vec::with_capacity(list.len());
+        for s in list {
+            let Some(out) = s.rewrite(packet) else {
+                self.stats.dropped(DropReason::NotNegotiated);
+                continue;
+            };
+            let Some(h) = self.hosted.get_mut(&s.subscriber) else {
+                continue;
+            };
+            if !h.subscribe.is_connected() {
+                self.stats.dropped(DropReason::NotNegotiated);
+                continue;
+            }
+            match h.subscribe.write_rtp(now, s.sender, out) {
+                Ok(()) => {
+                    WorkerStats::add(&self.stats.rtp_forwarded, 1);
+                    touched.push(s.subscriber);
+                }
+                Err(e) => {
+                    debug!(subscriber = s.subscriber, error = %e, "write_rtp failed");
+                    self.stats.dropped(DropReason::Rejected);
+                }
+            }
+        }
+        for p in touched {
+            self.after_peer(now, (p, Role::Subscribe));
+        }
+    }
+
+    /// A subscriber hosted here needs a keyframe of `track`, wherever it is published.
+    fn keyframe_request_remote(&mut self, now: Instant, track: TrackId) {
+        match self.source_worker.get(&track) {
+            Some(&w) if w != self.index => self
+                .out
+                .push_back(Output::ToWorker(w, WorkerMsg::KeyframeRequest { track })),
+            _ => self.keyframe_request(now, track),
+        }
+    }
+
+    /// A keyframe request for a track published here, throttled.
+    fn keyframe_request(&mut self, now: Instant, track: TrackId) {
+        let Some(t) = self.published.get_mut(&track) else {
+            return;
+        };
+        if t.kind == MediaKind::Video && t.keyframes.request(now) {
+            self.send_pli(now, track);
+        }
+    }
+
+    fn send_pli(&mut self, now: Instant, track: TrackId) {
+        let Some(t) = self.published.get(&track) else {
+            return;
+        };
+        let local = t.local_id.clone();
+        let key = (track.participant, Role::Publish);
+        if let Some(peer) = self.peer_mut(key)
+            && peer.request_keyframe(now, &local).is_ok()
+        {
+            WorkerStats::add(&self.stats.keyframe_requests, 1);
+        }
+        self.after_peer(now, key);
+    }
+
+    /// The next instant `handle_timeout` must run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let peers = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        let keyframes = self
+            .published
+            .values()
+            .filter_map(|t| t.keyframes.poll_timeout())
+            .min();
+        match (peers, keyframes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while let Some(Reverse((t, p, publish))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let role = if publish {
+                Role::Publish
+            } else {
+                Role::Subscribe
+            };
+            if self.scheduled.get(&(p, role)) == Some(&t) {
+                self.scheduled.remove(&(p, role));
+                due.push((p, role));
+            }
+        }
+        for key in due {
+            let Some(peer) = self.peer_mut(key) else {
+                continue;
+            };
+            if peer.poll_timeout().is_none_or(|d| d <= now) {
+                peer.handle_timeout(now);
+            }
+            self.after_peer(now, key);
+        }
+        let due_keyframes: Vec<TrackId> = self
+            .published
+            .values_mut()
+            .filter_map(|t| t.keyframes.handle_timeout(now).then_some(t.id))
+            .collect();
+        for t in due_keyframes {
+            self.send_pli(now, t);
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! A test kit: the SFU engine and several worker cores, and WebRTC client
+//! peers (`rtc`, the same stack a non-browser client would use), joined by a
+//! simulated network under simulated time. No sockets, no threads, no sleep.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use sfu::engine::Route;
+use sfu::{
+    Engine, EngineConfig, Notice, NoticeKind, Output, ParticipantId, PeerConfig, Transport,
+    WorkerCore, WorkerMsg, WorkerStats,
+};
+
+/// The address the simulated server is reached at.
+pub const SERVER: &str = "127.0.0.1:10000";
+
+/// One simulated client: a publish and a subscribe peer connection.
+pub struct Client {
+    pub id: ParticipantId,
+    pub name: String,
+    pub publish: RTCPeerConnection,
+    pub publish_addr: SocketAddr,
+    pub subscribe: Option<RTCPeerConnection>,
+    pub subscribe_addr: SocketAddr,
+    pub senders: Vec<(RTCRtpSenderId, u32, u8, bool)>,
+    /// msid stream id → packets received, and the payloads seen, by kind.
+    pub received: HashMap<String, [u64; 2]>,
+    pub track_streams: HashMap<String, String>,
+    pub connected: [bool; 2],
+    pub notices: Vec<NoticeKind>,
+    pub seq: [u16; 2],
+}
+
+/// A datagram in flight.
+struct InFlight {
+    at: Instant,
+    from: SocketAddr,
+    to: SocketAddr,
+    data: BytesMut,
+}
+
+/// The whole simulated deployment.
+pub struct Sim {
+    pub now: Instant,
+    pub engine: Engine,
+    pub workers: Vec<WorkerCore>,
+    pub clients: Vec<Client>,
+    routes: HashMap<String, usize>,
+    addr_routes: HashMap<SocketAddr, usize>,
+    net: VecDeque<InFlight>,
+    pub latency: Duration,
+    pub server: SocketAddr,
+    next_port: u16,
+    pub stats: Vec<Arc<WorkerStats>>,
+}
+
+fn client_pc(now: Instant) -> RTCPeerConnection {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs().unwrap();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .build(now)
+        .unwrap()
+}
+
+fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) {
+    let c = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .unwrap();
+    pc.add_local_candidate(RTCIceCandidate::from(&c).to_json().unwrap())
+        .unwrap();
+}
+
+impl Sim {
+    /// A server with `workers` media workers.
+    pub fn new(workers: usize) -> Self {
+        let now = Instant::now();
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let cfg = PeerConfig {
+            endpoint: sfu::Endpoint {
+                udp: Some(server),
+                tcp: None,
+            },
+            certificate: None,
+        };
+        let stats: Vec<_> = (0..workers)
+            .map(|_| Arc::new(WorkerStats::default()))
+            .collect();
+        Sim {
+            now,
+            engine: Engine::new(
+                EngineConfig {
+                    workers,
+                    ..Default::default()
+                },
+                42,
+            ),
+            workers: (0..workers)
+                .map(|i| WorkerCore::new(i, cfg.clone(), stats[i].clone(), 7 + i as u64))
+                .collect(),
+            clients: Vec::new(),
+            routes: HashMap::new(),
+            addr_routes: HashMap::new(),
+            net: VecDeque::new(),
+            latency: Duration::from_millis(5),
+            server,
+            next_port: 20000,
+            stats,
+        }
+    }
+
+    fn alloc_addr(&mut self) -> SocketAddr {
+        self.next_port += 1;
+        SocketAddr::new("127.0.0.1".parse().unwrap(), self.next_port)
+    }
+
+    /// A client joins `room` and publishes one Opus and one VP8 track.
+    pub fn join(&mut self, room: &str, name: &str) -> usize {
+        let joined = self.engine.join(room, name).expect("join");
+        let publish_addr = self.alloc_addr();
+        let subscribe_addr = self.alloc_addr();
+        let mut publish = client_pc(self.now);
+        let mut senders = Vec::new();
+        let stream = format!("client-{}", joined.id);
+        for (i, (kind, mime, clock, channels, pt)) in [
+            (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48000, 2, 111u8),
+            (RtpCodecKind::Video, MIME_TYPE_VP8, 90000, 0, 96u8),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ssrc = 1000 * joined.id as u32 + i as u32;
+            let track = MediaStreamTrack::new(
+                stream.clone(),
+                format!("{stream}-{i}"),
+                format!("{stream}-{i}"),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: RTCRtpCodec {
+                        mime_type: mime.to_owned(),
+                        clock_rate: clock,
+                        channels,
+                        sdp_fmtp_line: if kind == RtpCodecKind::Audio {
+                            "minptime=10;useinbandfec=1".into()
+                        } else {
+                            String::new()
+                        },
+                        rtcp_feedback: vec![],
+                    },
+                    ..Default::default()
+                }],
+            );
+            let sender = publish.add_track(track).unwrap();
+            senders.push((sender, ssrc, pt, kind == RtpCodecKind::Video));
+        }
+        add_host_candidate(&mut publish, publish_addr);
+        let offer = publish.create_offer(None).unwrap();
+        publish
+            .set_local_description(self.now, offer.clone())
+            .unwrap();
+        self.engine.publish_offer(joined.id, offer.sdp);
+        self.clients.push(Client {
+            id: joined.id,
+            name: name.to_owned(),
+            publish,
+            publish_addr,
+            subscribe: None,
+            subscribe_addr,
+            senders,
+            received: HashMap::new(),
+            track_streams: HashMap::new(),
+            connected: [false, false],
+            notices: Vec::new(),
+            seq: [0, 0],
+        });
+        self.pump();
+        self.clients.len() - 1
+    }
+
+    /// The client `idx` leaves.
+    pub fn leave(&mut self, idx: usize) {
+        let id = self.clients[idx].id;
+        self.engine.leave(id);
+        self.pump();
+    }
+
+    /// Delivers engine commands, routes and notices; worker outputs.
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(r) = self.engine.poll_route() {
+                progressed = true;
+                match r {
+                    Route::Add(u, w) => {
+                        self.routes.insert(u, w);
+                    }
+                    Route::Remove(u) => {
+                        self.routes.remove(&u);
+                    }
+                }
+            }
+            while let Some((w, cmd)) = self.engine.poll_command() {
+                progressed = true;
+                self.workers[w].handle_msg(self.now, WorkerMsg::Command(cmd));
+            }
+            while let Some(n) = self.engine.poll_notice() {
+                progressed = true;
+                self.notice(n);
+            }
+            for w in 0..self.workers.len() {
+                while let Some(out) = self.workers[w].poll_output() {
+                    progressed = true;
+                    match out {
+                        Output::Transmit(t) => self.net.push_back(InFlight {
+                            at: self.now + self.latency,
+                            from: self.server,
+                            to: t.to,
+                            data: t.data,
+                        }),
+                        Output::ToWorker(to, msg) => self.workers[to].handle_msg(self.now, msg),
+                        Output::Event(ev) => self.engine.handle_worker_event(ev),
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn notice(&mut self, n: Notice) {
+        let now = self.now;
+        let Some(c) = self.clients.iter_mut().find(|c| c.id == n.to) else {
+            return;
+        };
+        match &n.kind {
+            NoticeKind::PublishAnswer(sdp) => {
+                c.publish
+                    .set_remote_description(
+                        now,
+                        RTCSessionDescription::answer(sdp.clone()).unwrap(),
+                    )
+                    .unwrap();
+            }
+            NoticeKind::SubscribeOffer(sdp) => {
+                if c.subscribe.is_none() {
+                    let mut pc = client_pc(now);
+                    add_host_candidate(&mut pc, c.subscribe_addr);
+                    c.subscribe = Some(pc);
+                }
+                let pc = c.subscribe.as_mut().unwrap();
+                pc.set_remote_description(now, RTCSessionDescription::offer(sdp.clone()).unwrap())
+                    .unwrap();
+                let answer = pc.create_answer(None).unwrap();
+                pc.set_local_description(now, answer.clone()).unwrap();
+                let id = c.id;
+                c.notices.push(n.kind.clone());
+                self.engine.subscribe_answer(id, answer.sdp);
+                return;
+            }
+            _ => {}
+        }
+        c.notices.push(n.kind);
+    }
+
+    /// Runs the world until `until`, in 1 ms steps, clients sending media:
+    /// audio every 20 ms, video every 33 ms.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        let mut tick = 0u64;
+        while self.now < end {
+            self.now += Duration::from_millis(1);
+            tick += 1;
+            let now = self.now;
+            // Client timers and outputs.
+            for i in 0..self.clients.len() {
+                let send_audio = tick % 20 == 0;
+                let send_video = tick % 33 == 0;
+                let c = &mut self.clients[i];
+                if c.connected[0] && (send_audio || send_video) {
+                    for &(sender, ssrc, pt, video) in &c.senders {
+                        let due = if video { send_video } else { send_audio };
+                        if !due {
+                            continue;
+                        }
+                        c.seq[video as usize] = c.seq[video as usize].wrapping_add(1);
+                        let seq = c.seq[video as usize];
+                        let mut p = rtc::rtp::packet::Packet::default();
+                        p.header.version = 2;
+                        p.header.ssrc = ssrc;
+                        p.header.payload_type = pt;
+                        p.header.sequence_number = seq;
+                        p.header.timestamp = tick as u32 * if video { 90 } else { 48 };
+                        p.header.marker = true;
+                        p.payload = if video {
+                            // A VP8 payload descriptor marking a keyframe start, then data.
+                            Bytes::from(vec![0x10, 0x00, 0x9d, 0x01, 0x2a, 1, 2, 3])
+                        } else {
+                            Bytes::from(vec![0xfc; 40])
+                        };
+                        if let Some(mut s) = c.publish.rtp_sender(sender) {
+                            let _ = s.write_rtp(now, p);
+                        }
+                    }
+                }
+            }
+            for i in 0..self.clients.len() {
+                self.drive_client(i);
+            }
+            // Network.
+            while let Some(f) = self.net.front() {
+                if f.at > now {
+                    break;
+                }
+                let f = self.net.pop_front().unwrap();
+                self.deliver(f);
+            }
+            for w in 0..self.workers.len() {
+                if self.workers[w].poll_timeout().is_some_and(|t| t <= now) {
+                    self.workers[w].handle_timeout(now);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn drive_client(&mut self, i: usize) {
+        let now = self.now;
+        let server = self.server;
+        let latency = self.latency;
+        let c = &mut self.clients[i];
+        let addrs = [c.publish_addr, c.subscribe_addr];
+        for (k, pc) in [Some(&mut c.publish), c.subscribe.as_mut()]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(pc) = pc else { continue };
+            if pc.poll_timeout().is_some_and(|t| t <= now) {
+                let _ = pc.handle_timeout(now);
+            }
+            while let Some(m) = pc.poll_write() {
+                self.net.push_back(InFlight {
+                    at: now + latency,
+                    from: addrs[k],
+                    to: server,
+                    data: m.message,
+                });
+            }
+            while let Some(ev) = pc.poll_event() {
+                match ev {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
+                        c.connected[k] = s == RTCPeerConnectionState::Connected;
+                    }
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        let stream = init.stream_ids.first().cloned().unwrap_or_default();
+                        c.track_streams.insert(init.track_id, stream);
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
+                if let RTCMessage::RtpPacket(track, p) = message {
+                    let stream = c.track_streams.get(&track).cloned().unwrap_or_default();
+                    let video = p.header.payload_type >= 96 && p.header.payload_type != 111;
+                    c.received.entry(stream).or_default()[video as usize] += 1;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, f: InFlight) {
+        if f.to == self.server {
+            // Route like the media port's receive thread: by STUN ufrag, then by address.
+            let w = sfu::net::demux::stun_local_ufrag(&f.data)
+                .and_then(|u| self.routes.get(u).copied())
+                .inspect(|&w| {
+                    self.addr_routes.insert(f.from, w);
+                })
+                .or_else(|| self.addr_routes.get(&f.from).copied());
+            if let Some(w) = w {
+                self.workers[w].handle_datagram(self.now, f.from, Transport::Udp, f.data);
+            }
+            return;
+        }
+        let now = self.now;
+        for c in &mut self.clients {
+            let pc = if f.to == c.publish_addr {
+                Some(&mut c.publish)
+            } else if f.to == c.subscribe_addr {
+                c.subscribe.as_mut()
+            } else {
+                None
+            };
+            if let Some(pc) = pc {
+                let _ = pc.handle_read(TaggedBytesMut {
+                    now,
+                    transport: TransportContext {
+                        local_addr: f.to,
+                        peer_addr: f.from,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message: f.data,
+                });
+                return;
+            }
+        }
+    }
+
+    /// Packets client `i` received from participant `from`: [audio, video].
+    pub fn received(&self, i: usize, from: usize) -> [u64; 2] {
+        let stream = format!("p{}", self.clients[from].id);
+        self.clients[i]
+            .received
+            .get(&stream)
+            .copied()
+            .unwrap_or_default()
+    }
+}
