@@ -1,0 +1,168 @@
+//! The HTTP side: router, pages and static files (embedded, or from a
+//! folder in development), health and metrics endpoints, security headers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::mpsc;
+
+use sfu::ParticipantId;
+use sfu::runtime::SfuHandle;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::protocol::ServerMsg;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+/// Shared state of the HTTP/WebSocket side.
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Config,
+    /// The media server.
+    pub sfu: SfuHandle,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Each joined participant's outgoing queue.
+    pub sessions: Arc<Mutex<HashMap<ParticipantId, mpsc::Sender<ServerMsg>>>>,
+    /// HMAC secret of join tokens.
+    pub token_secret: Vec<u8>,
+    /// Set on SIGTERM: new joins are refused, `/readyz` fails.
+    pub draining: AtomicBool,
+}
+
+impl AppState {
+    /// Whether the server is shutting down.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// The content security policy: nothing from anywhere but this server.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/r/{room}", get(meeting))
+        .route("/assets/{file}", get(asset))
+        .route("/favicon.ico", get(favicon))
+        .route("/ws", get(crate::ws::handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .with_state(state)
+}
+
+async fn security_headers(State(state): State<Arc<AppState>>, mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
+    );
+    if state.config.server.tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    res
+}
+
+fn load(state: &AppState, name: &str) -> Option<Vec<u8>> {
+    match &state.config.server.web_dir {
+        Some(dir) => std::fs::read(PathBuf::from(dir).join(name)).ok(),
+        None => embedded::ASSETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| b.to_vec()),
+    }
+}
+
+fn serve(state: &AppState, name: &str) -> Response {
+    // Flat folder: a name with a path separator or a leading dot is never a file of ours.
+    if name.contains(['/', '\\']) || name.starts_with('.') {
+        return not_found_response();
+    }
+    match load(state, name) {
+        Some(bytes) => {
+            let mime = mime_guess::from_path(name).first_or_octet_stream();
+            let mut res = Response::new(Body::from(bytes));
+            let ct = if mime.type_() == "text" || mime.subtype() == "javascript" {
+                format!("{mime}; charset=utf-8")
+            } else {
+                mime.to_string()
+            };
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).expect("mime"));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            res
+        }
+        None => not_found_response(),
+    }
+}
+
+async fn landing(State(state): State<Arc<AppState>>) -> Response {
+    serve(&state, "index.html")
+}
+
+async fn meeting(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> Response {
+    if sfu::room::validate_name(&room).is_err() {
+        return (StatusCode::BAD_REQUEST, "invalid room name: use 1-64 letters A-Z a-z, digits, '-', '_' or '.'\n").into_response();
+    }
+    serve(&state, "room.html")
+}
+
+async fn asset(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+    serve(&state, &file)
+}
+
+async fn favicon(State(state): State<Arc<AppState>>) -> Response {
+    serve(&state, "favicon.svg")
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.metrics.render(&state.sfu);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn not_found_response() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+async fn not_found() -> Response {
+    not_found_response()
+}

@@ -1,0 +1,134 @@
+//! The Prometheus registry: one per process, names prefixed `kaigi_`, no
+//! per-participant labels. Packet counters are read from the workers'
+//! atomics at scrape time, so the packet path never touches Prometheus.
+
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use sfu::runtime::SfuHandle;
+use sfu::{DropReason, WorkerStats};
+
+/// Every metric kaigi exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Rooms with at least one participant.
+    pub rooms: IntGauge,
+    /// Participants connected.
+    pub participants: IntGauge,
+    /// Published tracks.
+    pub tracks: IntGauge,
+    /// Participants per media worker.
+    pub worker_participants: IntGaugeVec,
+    packets: IntGaugeVec,
+    bytes: IntGaugeVec,
+    forwarded: IntGauge,
+    keyframe_requests: IntGauge,
+    dropped: IntGaugeVec,
+    /// WebSocket connections open.
+    pub ws_connections: IntGauge,
+    /// Signaling messages refused, by reason.
+    pub ws_rejected: IntCounterVec,
+    /// Joins, by result.
+    pub joins: IntCounterVec,
+    /// Notices dropped because a client's queue was full.
+    pub notices_dropped: IntCounter,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
+    r.register(Box::new(c.clone())).expect("register");
+    c
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let notices_dropped =
+            IntCounter::new("kaigi_notices_dropped_total", "Signaling notices dropped because a client's queue was full").expect("metric");
+        r.register(Box::new(notices_dropped.clone())).expect("register");
+        Metrics {
+            rooms: gauge(&r, "kaigi_rooms", "Rooms with at least one participant"),
+            participants: gauge(&r, "kaigi_participants", "Participants in rooms"),
+            tracks: gauge(&r, "kaigi_tracks", "Published tracks"),
+            worker_participants: gauge_vec(&r, "kaigi_worker_participants", "Participants hosted per media worker", &["worker"]),
+            // Counters kept by the workers; exported as monotonic values.
+            packets: gauge_vec(&r, "kaigi_packets_total", "Datagrams on the media port", &["direction"]),
+            bytes: gauge_vec(&r, "kaigi_bytes_total", "Bytes on the media port", &["direction"]),
+            forwarded: gauge(&r, "kaigi_rtp_forwarded_total", "RTP packets forwarded to subscribers"),
+            keyframe_requests: gauge(&r, "kaigi_keyframe_requests_total", "Keyframe requests sent to publishers"),
+            dropped: gauge_vec(&r, "kaigi_packets_dropped_total", "Packets dropped, by reason", &["reason"]),
+            ws_connections: gauge(&r, "kaigi_ws_connections", "Signaling WebSockets open"),
+            ws_rejected: counter_vec(&r, "kaigi_ws_rejected_total", "Signaling messages refused, by reason", &["reason"]),
+            joins: counter_vec(&r, "kaigi_joins_total", "Join attempts, by result", &["result"]),
+            notices_dropped,
+            registry: r,
+        }
+    }
+
+    /// Refreshes values read from the SFU, then renders the text format.
+    pub fn render(&self, sfu: &SfuHandle) -> String {
+        sfu.control(|e| {
+            self.rooms.set(e.room_count() as i64);
+            self.participants.set(e.participant_count() as i64);
+            self.tracks.set(e.track_count() as i64);
+            for (w, n) in e.worker_load().iter().enumerate() {
+                self.worker_participants
+                    .with_label_values(&[&w.to_string()])
+                    .set(*n as i64);
+            }
+        });
+        let all: Vec<&WorkerStats> = sfu
+            .worker_stats()
+            .iter()
+            .map(|s| &**s)
+            .chain(std::iter::once(&**sfu.net_stats()))
+            .collect();
+        let sum = |f: fn(&WorkerStats) -> u64| all.iter().map(|s| f(s)).sum::<u64>() as i64;
+        self.packets
+            .with_label_values(&["in"])
+            .set(sum(|s| WorkerStats::get(&s.packets_in)));
+        self.packets
+            .with_label_values(&["out"])
+            .set(sum(|s| WorkerStats::get(&s.packets_out)));
+        self.bytes
+            .with_label_values(&["in"])
+            .set(sum(|s| WorkerStats::get(&s.bytes_in)));
+        self.bytes
+            .with_label_values(&["out"])
+            .set(sum(|s| WorkerStats::get(&s.bytes_out)));
+        self.forwarded.set(sum(|s| WorkerStats::get(&s.rtp_forwarded)));
+        self.keyframe_requests
+            .set(sum(|s| WorkerStats::get(&s.keyframe_requests)));
+        for reason in DropReason::ALL {
+            let n: u64 = all.iter().map(|s| s.drops(reason)).sum();
+            self.dropped
+                .with_label_values(&[reason.as_str()])
+                .set(n as i64);
+        }
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
+        String::from_utf8(buf).expect("utf-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
