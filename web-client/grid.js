@@ -1,0 +1,253 @@
+// @ts-check
+/**
+ * The video grid: one tile per participant (the local one included), laid
+ * out as a CSS grid whose column count depends on the number of tiles, with
+ * 16:9 tiles as large as the stage allows and no scrolling.
+ *
+ * A tile is `<div class="tile" data-participant-id="…">` holding a
+ * `<video autoplay playsinline>` (remote tiles are not muted: the video
+ * element plays the participant's audio too), an initials avatar shown when
+ * there is no video, and a name plate. The local tile has
+ * `data-local="true"`, a muted, mirrored video.
+ * @module grid
+ */
+
+import { setIcon } from './icons.js';
+
+/**
+ * Columns for `n` tiles on a landscape stage: 1→1, 2→2, 3–4→2, 5–9→3,
+ * 10–16→4, 17–25→5, then as square as possible.
+ * @param {number} n
+ * @returns {number}
+ */
+export function columnsFor(n) {
+  if (n <= 1) return 1;
+  if (n <= 4) return 2;
+  if (n <= 9) return 3;
+  if (n <= 16) return 4;
+  if (n <= 25) return 5;
+  return Math.ceil(Math.sqrt(n));
+}
+
+/**
+ * Columns that give the largest 16:9 tiles on a stage of `w`×`h` (used on
+ * tall, narrow screens, where the landscape rule makes tiny tiles).
+ * @param {number} n
+ * @param {number} w
+ * @param {number} h
+ * @param {number} gap
+ * @returns {number}
+ */
+export function bestColumns(n, w, h, gap) {
+  let best = 1;
+  let bestWidth = 0;
+  for (let cols = 1; cols <= Math.max(1, n); cols++) {
+    const rows = Math.ceil(n / cols);
+    const width = Math.min((w - gap * (cols - 1)) / cols, ((h - gap * (rows - 1)) / rows) * 16 / 9);
+    if (width > bestWidth + 0.5) { best = cols; bestWidth = width; }
+  }
+  return best;
+}
+
+/**
+ * Up to two characters standing for a name: the first two characters of a
+ * Japanese or Chinese name's first word (山田 太郎 → 山田), or the initials
+ * of the first two words otherwise (Taro Yamada → TY).
+ * @param {string} name
+ * @returns {string}
+ */
+export function initials(name) {
+  const words = name.trim().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return '?';
+  const first = Array.from(words[0]);
+  if (/[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]/.test(words[0])) return first.slice(0, 2).join('');
+  const second = words.length > 1 ? Array.from(words[1])[0] : (first[1] ?? '');
+  return (first[0] + second).toUpperCase();
+}
+
+const AVATAR_COLORS = ['#3b5b86', '#4a6f5c', '#6f5a86', '#86643b', '#3b7386', '#86493b', '#56608a', '#5c7a3b'];
+
+/**
+ * A calm background colour for a participant's initials, the same for the
+ * same id everywhere on the page.
+ * @param {string} id
+ * @returns {string}
+ */
+export function avatarColor(id) {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
+  return AVATAR_COLORS[h % AVATAR_COLORS.length];
+}
+
+/**
+ * @typedef {object} TileState
+ * @property {string} name
+ * @property {string} label  what the name plate says (the name, or "You")
+ * @property {MediaStream | null} stream
+ * @property {boolean} showVideo  false: show the initials
+ * @property {boolean} audioMuted
+ * @property {string} micMutedText  accessible text of the muted-microphone mark
+ */
+
+const GAP_PX = 8;
+
+export class Grid {
+  /** @type {Map<string, HTMLElement>} */
+  #tiles = new Map();
+  #grid;
+  #stage;
+  #onAutoplayBlocked;
+
+  /**
+   * @param {HTMLElement} grid  the `#grid` element
+   * @param {HTMLElement} stage  the element the grid must fit in
+   * @param {() => void} onAutoplayBlocked  a remote video could only start muted
+   */
+  constructor(grid, stage, onAutoplayBlocked) {
+    this.#grid = grid;
+    this.#stage = stage;
+    this.#onAutoplayBlocked = onAutoplayBlocked;
+    new ResizeObserver(() => this.layout()).observe(stage);
+  }
+
+  /** @returns {number} */
+  get size() { return this.#tiles.size; }
+
+  /**
+   * Add the tile of `key` or update it.
+   * @param {string} key  the participant id
+   * @param {TileState} state
+   * @param {{local?: boolean}} [opts]
+   */
+  upsert(key, state, opts = {}) {
+    let tile = this.#tiles.get(key);
+    if (!tile) {
+      tile = this.#createTile(key, !!opts.local);
+      this.#tiles.set(key, tile);
+      this.#grid.append(tile);
+      this.layout();
+    }
+    const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+    if (video.srcObject !== state.stream) {
+      video.srcObject = state.stream;
+      if (state.stream) this.#play(video);
+    }
+    tile.dataset.video = state.showVideo ? 'on' : 'off';
+    tile.setAttribute('aria-label', state.label);
+    const avatar = /** @type {HTMLElement} */ (tile.querySelector('.avatar span'));
+    avatar.textContent = initials(state.name);
+    /** @type {HTMLElement} */ (tile.querySelector('.name')).textContent = state.label;
+    const mic = /** @type {HTMLElement} */ (tile.querySelector('.mic-state'));
+    mic.hidden = !state.audioMuted;
+    mic.title = state.micMutedText;
+    /** @type {HTMLElement} */ (mic.querySelector('.visually-hidden')).textContent = state.micMutedText;
+  }
+
+  /** @param {string} key */
+  remove(key) {
+    const tile = this.#tiles.get(key);
+    if (!tile) return;
+    const video = tile.querySelector('video');
+    if (video) video.srcObject = null;
+    tile.remove();
+    this.#tiles.delete(key);
+    this.layout();
+  }
+
+  /** Remove every tile. */
+  clear() {
+    for (const key of [...this.#tiles.keys()]) this.remove(key);
+  }
+
+  /** @returns {string[]} */
+  keys() { return [...this.#tiles.keys()]; }
+
+  /** Start remote videos with sound after the user allowed it with a click. */
+  unmuteAll() {
+    for (const tile of this.#tiles.values()) {
+      if (tile.dataset.local === 'true') continue;
+      const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+      video.muted = false;
+      video.play().catch(() => {});
+    }
+  }
+
+  /** Recompute columns, rows and tile size for the current count and stage size. */
+  layout() {
+    const n = Math.max(1, this.#tiles.size);
+    const w = this.#stage.clientWidth;
+    const h = this.#stage.clientHeight;
+    const cols = w > 0 && h > w ? bestColumns(n, w, h, GAP_PX) : Math.min(columnsFor(n), n);
+    const rows = Math.ceil(n / cols);
+    const style = this.#grid.style;
+    style.setProperty('--cols', String(cols));
+    style.setProperty('--rows', String(rows));
+    if (w > 0 && h > 0) {
+      const tileW = Math.floor(Math.min(
+        (w - GAP_PX * (cols - 1)) / cols,
+        ((h - GAP_PX * (rows - 1)) / rows) * 16 / 9,
+      ));
+      style.setProperty('--tile-w', `${Math.max(0, tileW)}px`);
+    }
+    this.#grid.dataset.count = String(this.#tiles.size);
+    this.#grid.dataset.cols = String(cols);
+  }
+
+  /**
+   * @param {string} key
+   * @param {boolean} local
+   * @returns {HTMLElement}
+   */
+  #createTile(key, local) {
+    const tile = document.createElement('div');
+    tile.className = 'tile';
+    tile.dataset.participantId = key;
+    tile.setAttribute('role', 'group');
+    tile.style.setProperty('--avatar-bg', avatarColor(key));
+    if (local) tile.dataset.local = 'true';
+
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.setAttribute('playsinline', '');
+    if (local) {
+      video.muted = true;
+      video.setAttribute('muted', '');
+    }
+
+    const avatar = document.createElement('div');
+    avatar.className = 'avatar';
+    avatar.setAttribute('aria-hidden', 'true');
+    avatar.append(document.createElement('span'));
+
+    const plate = document.createElement('div');
+    plate.className = 'nameplate';
+    const mic = document.createElement('span');
+    mic.className = 'mic-state';
+    mic.hidden = true;
+    const micIcon = document.createElement('span');
+    micIcon.className = 'icon';
+    setIcon(micIcon, 'micOff');
+    const micText = document.createElement('span');
+    micText.className = 'visually-hidden';
+    mic.append(micIcon, micText);
+    const name = document.createElement('span');
+    name.className = 'name';
+    plate.append(mic, name);
+
+    tile.append(video, avatar, plate);
+    return tile;
+  }
+
+  /** @param {HTMLVideoElement} video */
+  #play(video) {
+    video.play().catch((err) => {
+      if (err && err.name === 'NotAllowedError' && !video.muted) {
+        // Autoplay with sound refused: play muted and ask for a click.
+        video.muted = true;
+        video.play().catch(() => {});
+        this.#onAutoplayBlocked();
+      }
+    });
+  }
+}

@@ -1,0 +1,337 @@
+// @ts-check
+/**
+ * All user-visible strings of the web client, in Japanese and English, and
+ * the small machinery that puts them into the page. Nothing else in
+ * web-client/ holds a user-visible string: HTML elements name a key with
+ * `data-i18n` (text), `data-i18n-aria-label`, `data-i18n-title` or
+ * `data-i18n-placeholder`, and scripts call `t(key)`.
+ *
+ * The language follows `navigator.languages` (ja* → Japanese, anything else
+ * → English) until the user picks one; the pick is kept in localStorage.
+ * @module i18n
+ */
+
+/** @typedef {'ja' | 'en'} Lang */
+
+/** Both dictionaries have exactly the same keys. */
+const strings = {
+  ja: {
+    'app.name': 'kaigi',
+    'app.tagline': '庁内ネットワーク専用のビデオ会議',
+    'lang.label': '言語',
+    'sentence.sep': '',
+
+    // Landing page
+    'landing.title': 'kaigi — ビデオ会議',
+    'landing.heading': 'ビデオ会議',
+    'landing.lead': 'インストール不要。ブラウザだけで、庁内ネットワークの中で会議ができます。',
+    'landing.create.heading': '新しい会議を作成',
+    'landing.create.text': '会議名を自動で決めて、すぐに会議を始めます。',
+    'landing.create.button': '会議を作成',
+    'landing.join.heading': '会議に参加',
+    'landing.join.text': '会議名または会議のリンクを入力してください。',
+    'landing.join.label': '会議名',
+    'landing.join.placeholder': '例: soumu-ka',
+    'landing.join.button': '会議に入る',
+    'landing.join.hint': '半角英数字と - _ . が使えます(64文字まで)。',
+    'landing.invalid.empty': '会議名を入力してください。',
+    'landing.invalid.chars': '会議名に使えない文字が含まれています。半角英数字と - _ . のみ使えます(先頭に . は使えません)。',
+    'landing.invalid.length': '会議名は64文字以内にしてください。',
+    'landing.footer': '通信はこのサーバーの中だけで行われます。',
+
+    // Header / room
+    'room.title': '{room} — kaigi',
+    'room.label': '会議名',
+    'room.copyLink': 'リンクをコピー',
+    'room.linkCopied': '会議のリンクをコピーしました。',
+    'room.linkCopyFailed': 'リンクをコピーできませんでした: {link}',
+    'room.count': '{n}人が参加中',
+    'room.home': 'ホームへ',
+
+    // Pre-join
+    'prejoin.heading': '参加の準備',
+    'prejoin.text': 'カメラとマイクを確認してから参加してください。',
+    'prejoin.nameLabel': '名前',
+    'prejoin.namePlaceholder': '例: 山田 太郎',
+    'prejoin.nameRequired': '名前を入力してください。',
+    'prejoin.join': '参加',
+    'prejoin.joining': '接続しています…',
+    'prejoin.micLevel': 'マイクの入力レベル',
+    'prejoin.previewOff': 'カメラはオフです',
+    'prejoin.starting': 'カメラとマイクを準備しています…',
+    'prejoin.receiveOnly': 'カメラもマイクも使わずに参加できます(視聴のみ)。',
+
+    // Media errors
+    'media.denied': 'カメラとマイクの使用が許可されていません。ブラウザのアドレスバーの設定から許可してください。',
+    'media.notFound': 'カメラまたはマイクが見つかりません。',
+    'media.inUse': 'カメラまたはマイクがほかのアプリで使用中です。',
+    'media.insecure': 'このページは安全な接続(https)で開かれていないため、カメラとマイクを使えません。',
+    'media.failed': 'カメラとマイクを使えませんでした。',
+    'media.noVideo': 'カメラを使えません(マイクのみで参加します)。',
+    'media.noAudio': 'マイクを使えません(カメラのみで参加します)。',
+
+    // Controls
+    'ctl.micMute': 'マイクをミュート',
+    'ctl.micUnmute': 'マイクのミュートを解除',
+    'ctl.camOff': 'カメラをオフ',
+    'ctl.camOn': 'カメラをオン',
+    'ctl.leave': '退出',
+    'ctl.people': '参加者一覧',
+    'ctl.noMic': 'マイクなし',
+    'ctl.noCam': 'カメラなし',
+    'ctl.controls': '会議の操作',
+
+    // Participants
+    'people.heading': '参加者',
+    'people.you': '(あなた)',
+    'people.micMuted': 'マイクはミュート中',
+    'people.camOff': 'カメラはオフ',
+    'people.close': '参加者一覧を閉じる',
+    'grid.label': '参加者の映像',
+
+    // Meeting notices
+    'notice.joined': '{name}さんが参加しました。',
+    'notice.left': '{name}さんが退出しました。',
+    'notice.enableSound': '音声を再生するには、ここをクリックしてください',
+    'notice.close': '閉じる',
+
+    // Left
+    'left.heading': '会議から退出しました',
+    'left.text': 'またいつでもこのリンクから参加できます。',
+    'left.rejoin': 'もう一度参加',
+
+    // Errors
+    'error.heading': '接続できませんでした',
+    'error.lostHeading': '接続が切れました',
+    'error.lost': 'サーバーとの接続が切れました。ネットワークを確認して、再接続してください。',
+    'error.reconnect': '再接続',
+    'error.retry': 'もう一度試す',
+    'error.unreachable': 'サーバーに接続できませんでした。ネットワークの状態を確認してください。',
+    'error.mediaFailed': '音声・映像の接続を確立できませんでした。ネットワークやファイアウォールの設定を確認してください。',
+    'error.code.bad_request': 'サーバーが要求を処理できませんでした。ページを再読み込みしてください。',
+    'error.code.invalid_room': 'この会議名は使えません。半角英数字と - _ . のみ、64文字以内で指定してください。',
+    'error.code.not_joined': '会議に参加していないため、操作できませんでした。',
+    'error.code.already_joined': 'すでに会議に参加しています。',
+    'error.code.unsupported_version': 'このページのバージョンはサーバーと合っていません。ページを再読み込みしてください。',
+    'error.code.room_full': 'この会議は定員に達しています。しばらくしてからもう一度お試しください。',
+    'error.code.unauthorized': 'この会議に参加する権限がありません。正しいリンクを主催者に確認してください。',
+    'error.code.bad_sdp': '音声・映像の設定をサーバーが受け付けませんでした。',
+    'error.code.server_busy': 'サーバーが混み合っているか、メンテナンス中です。しばらくしてからもう一度お試しください。',
+    'error.code.unknown': 'サーバーでエラーが発生しました。',
+    'error.close.1008': '通信に問題があったため、サーバーが接続を切りました。',
+    'error.close.1009': 'サーバーが受け取れない大きさのデータを送ったため、接続が切れました。',
+    'error.close.1001': 'サーバーが停止または再起動しています。',
+    'error.details': '詳細: {details}',
+  },
+  en: {
+    'app.name': 'kaigi',
+    'app.tagline': 'Video meetings for your internal network',
+    'lang.label': 'Language',
+    'sentence.sep': ' ',
+
+    'landing.title': 'kaigi — video meetings',
+    'landing.heading': 'Video meetings',
+    'landing.lead': 'Nothing to install. Meet in your browser, entirely inside your own network.',
+    'landing.create.heading': 'Start a new meeting',
+    'landing.create.text': 'Get a meeting name chosen for you and start right away.',
+    'landing.create.button': 'Create meeting',
+    'landing.join.heading': 'Join a meeting',
+    'landing.join.text': 'Enter a meeting name or paste a meeting link.',
+    'landing.join.label': 'Meeting name',
+    'landing.join.placeholder': 'e.g. soumu-ka',
+    'landing.join.button': 'Go to meeting',
+    'landing.join.hint': 'Letters, digits and - _ . (up to 64 characters).',
+    'landing.invalid.empty': 'Please enter a meeting name.',
+    'landing.invalid.chars': 'The meeting name contains characters that cannot be used. Use letters, digits and - _ . only (not starting with .).',
+    'landing.invalid.length': 'The meeting name must be at most 64 characters.',
+    'landing.footer': 'All traffic stays on this server.',
+
+    'room.title': '{room} — kaigi',
+    'room.label': 'Meeting',
+    'room.copyLink': 'Copy link',
+    'room.linkCopied': 'Meeting link copied.',
+    'room.linkCopyFailed': 'Could not copy the link: {link}',
+    'room.count': '{n} in the meeting',
+    'room.home': 'Home',
+
+    'prejoin.heading': 'Get ready',
+    'prejoin.text': 'Check your camera and microphone, then join.',
+    'prejoin.nameLabel': 'Name',
+    'prejoin.namePlaceholder': 'e.g. Taro Yamada',
+    'prejoin.nameRequired': 'Please enter your name.',
+    'prejoin.join': 'Join',
+    'prejoin.joining': 'Connecting…',
+    'prejoin.micLevel': 'Microphone level',
+    'prejoin.previewOff': 'Your camera is off',
+    'prejoin.starting': 'Starting camera and microphone…',
+    'prejoin.receiveOnly': 'You can still join without camera and microphone (watch and listen only).',
+
+    'media.denied': 'Camera and microphone access was denied. Allow it in your browser’s address bar settings.',
+    'media.notFound': 'No camera or microphone was found.',
+    'media.inUse': 'Your camera or microphone is in use by another application.',
+    'media.insecure': 'This page is not served over a secure connection (https), so the camera and microphone cannot be used.',
+    'media.failed': 'The camera and microphone could not be started.',
+    'media.noVideo': 'No camera available (joining with microphone only).',
+    'media.noAudio': 'No microphone available (joining with camera only).',
+
+    'ctl.micMute': 'Mute microphone',
+    'ctl.micUnmute': 'Unmute microphone',
+    'ctl.camOff': 'Turn camera off',
+    'ctl.camOn': 'Turn camera on',
+    'ctl.leave': 'Leave',
+    'ctl.people': 'Participants',
+    'ctl.noMic': 'No microphone',
+    'ctl.noCam': 'No camera',
+    'ctl.controls': 'Meeting controls',
+
+    'people.heading': 'Participants',
+    'people.you': '(you)',
+    'people.micMuted': 'Microphone muted',
+    'people.camOff': 'Camera off',
+    'people.close': 'Close participant list',
+    'grid.label': 'Participant videos',
+
+    'notice.joined': '{name} joined.',
+    'notice.left': '{name} left.',
+    'notice.enableSound': 'Click here to turn on sound',
+    'notice.close': 'Close',
+
+    'left.heading': 'You left the meeting',
+    'left.text': 'You can come back any time with the same link.',
+    'left.rejoin': 'Rejoin',
+
+    'error.heading': 'Could not connect',
+    'error.lostHeading': 'Connection lost',
+    'error.lost': 'The connection to the server was lost. Check your network, then reconnect.',
+    'error.reconnect': 'Reconnect',
+    'error.retry': 'Try again',
+    'error.unreachable': 'Could not reach the server. Check your network connection.',
+    'error.mediaFailed': 'Audio and video could not be connected. Check the network and firewall settings.',
+    'error.code.bad_request': 'The server could not process a request. Please reload the page.',
+    'error.code.invalid_room': 'This meeting name cannot be used. Use letters, digits and - _ . only, up to 64 characters.',
+    'error.code.not_joined': 'That action needs you to be in the meeting.',
+    'error.code.already_joined': 'You are already in the meeting.',
+    'error.code.unsupported_version': 'This page does not match the server version. Please reload the page.',
+    'error.code.room_full': 'This meeting is full. Please try again later.',
+    'error.code.unauthorized': 'You are not allowed to join this meeting. Ask the organiser for the correct link.',
+    'error.code.bad_sdp': 'The server did not accept the audio/video settings.',
+    'error.code.server_busy': 'The server is busy or under maintenance. Please try again later.',
+    'error.code.unknown': 'The server reported an error.',
+    'error.close.1008': 'The server closed the connection because of a protocol problem.',
+    'error.close.1009': 'The connection was closed because a message was too large.',
+    'error.close.1001': 'The server is shutting down or restarting.',
+    'error.details': 'Details: {details}',
+  },
+};
+
+/** @typedef {keyof typeof strings.ja} StringKey */
+
+/** Language names as shown in the switch (each in its own language). */
+export const languageNames = /** @type {const} */ ({ ja: '日本語', en: 'English' });
+
+const STORAGE_KEY = 'kaigi.lang';
+
+/** @type {Lang} */
+let current = initialLang();
+
+/** @returns {Lang} */
+function initialLang() {
+  try {
+    const saved = localStorage.getItem(STORAGE_KEY);
+    if (saved === 'ja' || saved === 'en') return saved;
+  } catch { /* storage may be disabled */ }
+  return detectLang(navigator.languages || [navigator.language]);
+}
+
+/**
+ * The language for a browser's language list: Japanese when the first
+ * language is Japanese, otherwise English.
+ * @param {readonly string[]} langs
+ * @returns {Lang}
+ */
+export function detectLang(langs) {
+  const first = (langs[0] || '').toLowerCase();
+  return first === 'ja' || first.startsWith('ja-') ? 'ja' : 'en';
+}
+
+/** @returns {Lang} */
+export function lang() { return current; }
+
+/**
+ * The string for `key` in the current language, with `{name}` placeholders
+ * replaced from `params`.
+ * @param {StringKey} key
+ * @param {Record<string, string | number>} [params]
+ * @returns {string}
+ */
+export function t(key, params) {
+  let s = strings[current][key] ?? strings.en[key] ?? key;
+  if (params) s = s.replace(/\{(\w+)\}/g, (m, p) => (p in params ? String(params[p]) : m));
+  return s;
+}
+
+/**
+ * Whether `key` names a string (for keys built at run time, e.g. error codes).
+ * @param {string} key
+ * @returns {key is StringKey}
+ */
+export function hasKey(key) { return key in strings.en; }
+
+/**
+ * Fill every element under `root` that names a key.
+ * @param {ParentNode} [root]
+ */
+export function applyStrings(root = document) {
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(/** @type {StringKey} */ (el.getAttribute('data-i18n')));
+  }
+  for (const attr of ['aria-label', 'title', 'placeholder']) {
+    for (const el of root.querySelectorAll(`[data-i18n-${attr}]`)) {
+      el.setAttribute(attr, t(/** @type {StringKey} */ (el.getAttribute(`data-i18n-${attr}`))));
+    }
+  }
+}
+
+/**
+ * Switch the language: remember it, update `<html lang>` and every marked
+ * element, then tell the page (`langchange` on document) so that it can
+ * redraw strings it builds itself.
+ * @param {Lang} next
+ * @param {{remember?: boolean}} [opts]
+ */
+export function setLang(next, opts = {}) {
+  current = next;
+  if (opts.remember !== false) {
+    try { localStorage.setItem(STORAGE_KEY, next); } catch { /* ignore */ }
+  }
+  document.documentElement.lang = next;
+  applyStrings();
+  document.dispatchEvent(new CustomEvent('langchange', { detail: next }));
+}
+
+/**
+ * Fill a `<select>` with the languages and keep it in step with the
+ * current one. The select's accessible name comes from its `<label>`,
+ * which carries `data-i18n="lang.label"`.
+ * @param {HTMLSelectElement} select
+ */
+export function bindLanguageSelect(select) {
+  select.replaceChildren();
+  for (const code of /** @type {Lang[]} */ (['ja', 'en'])) {
+    const opt = document.createElement('option');
+    opt.value = code;
+    opt.lang = code;
+    opt.textContent = languageNames[code];
+    select.append(opt);
+  }
+  select.value = current;
+  select.addEventListener('change', () => {
+    setLang(select.value === 'ja' ? 'ja' : 'en');
+  });
+  document.addEventListener('langchange', () => { select.value = current; });
+}
+
+/** Put the current language into the page once, at start-up. */
+export function initStrings() {
+  setLang(current, { remember: false });
+}

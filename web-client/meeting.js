@@ -1,0 +1,570 @@
+// @ts-check
+/**
+ * The meeting page (`/r/{room}`): pre-join screen, the meeting itself,
+ * the "you left" and error screens. It drives a {@link KaigiSession}
+ * (protocol.js) and draws what it reports; every string comes from i18n.js.
+ *
+ * Test hooks: `window.kaigi = {publishPc, subscribePc, participantId, ws}`
+ * (getters, always current) and `document.body.dataset.state`, one of
+ * `prejoin`, `joining`, `joined`, `left`, `error`.
+ * @module meeting
+ */
+
+import { t, hasKey, initStrings, bindLanguageSelect } from './i18n.js';
+import { KaigiSession, signalingUrl, isValidRoomName } from './protocol.js';
+import { openLocalMedia, stopStream, LevelMeter } from './media.js';
+import { Grid } from './grid.js';
+import { Notices } from './notices.js';
+import { renderPeopleList } from './people.js';
+import { applyIcons, setIcon } from './icons.js';
+
+/** @typedef {import('./i18n.js').StringKey} StringKey */
+/** @typedef {'prejoin' | 'joining' | 'joined' | 'left' | 'error'} PageState */
+/**
+ * @typedef {object} ErrorView
+ * @property {StringKey} heading
+ * @property {StringKey} text
+ * @property {StringKey | null} [extra]  a second sentence (why the socket closed)
+ * @property {string} [details]  untranslated detail (server message, close code)
+ * @property {'retry' | 'reconnect'} action
+ */
+
+const NAME_KEY = 'kaigi.name';
+
+/**
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @returns {T}
+ */
+function $(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} missing from room.html`);
+  return /** @type {T} */ (el);
+}
+
+const ui = {
+  roomName: $('room-name'),
+  peopleCount: $('people-count'),
+  copyLink: /** @type {HTMLButtonElement} */ ($('copy-link')),
+  lang: /** @type {HTMLSelectElement} */ ($('lang')),
+  previewVideo: /** @type {HTMLVideoElement} */ ($('preview-video')),
+  previewOffText: $('preview-off-text'),
+  preMic: /** @type {HTMLButtonElement} */ ($('pre-mic')),
+  preCam: /** @type {HTMLButtonElement} */ ($('pre-cam')),
+  meter: $('mic-meter'),
+  mediaProblem: $('media-problem'),
+  joinForm: /** @type {HTMLFormElement} */ ($('join-form')),
+  nameInput: /** @type {HTMLInputElement} */ ($('name-input')),
+  nameError: $('name-error'),
+  joinBtn: /** @type {HTMLButtonElement} */ ($('join-btn')),
+  joinStatus: $('join-status'),
+  stage: $('stage'),
+  grid: $('grid'),
+  peoplePanel: $('people-panel'),
+  peopleHeading: $('people-heading'),
+  peopleList: $('people-list'),
+  peopleClose: /** @type {HTMLButtonElement} */ ($('people-close')),
+  micBtn: /** @type {HTMLButtonElement} */ ($('mic-btn')),
+  camBtn: /** @type {HTMLButtonElement} */ ($('cam-btn')),
+  peopleBtn: /** @type {HTMLButtonElement} */ ($('people-btn')),
+  peopleBadge: $('people-badge'),
+  leaveBtn: /** @type {HTMLButtonElement} */ ($('leave-btn')),
+  leftHeading: $('left-heading'),
+  rejoinBtn: /** @type {HTMLButtonElement} */ ($('rejoin-btn')),
+  errorHeading: $('error-heading'),
+  errorText: $('error-text'),
+  errorDetails: $('error-details'),
+  errorAction: /** @type {HTMLButtonElement} */ ($('error-action')),
+  notices: $('notices'),
+};
+
+const room = roomFromPath(location.pathname);
+const token = tokenFromUrl();
+
+const app = {
+  /** @type {KaigiSession | null} */
+  session: null,
+  /** @type {MediaStream | null} */
+  stream: null,
+  /** @type {StringKey | null} */
+  mediaProblem: null,
+  /** @type {Promise<void>} */
+  mediaReady: Promise.resolve(),
+  mediaStarting: false,
+  /** @type {LevelMeter | null} */
+  meter: null,
+  micMuted: false,
+  camMuted: false,
+  name: '',
+  /** @type {ErrorView | null} */
+  error: null,
+};
+
+const grid = new Grid(ui.grid, ui.stage, onAutoplayBlocked);
+const notices = new Notices(ui.notices);
+
+/** The hooks end-to-end tests read. */
+const hooks = {};
+Object.defineProperties(hooks, {
+  publishPc: { enumerable: true, get: () => app.session?.publishPc ?? null },
+  subscribePc: { enumerable: true, get: () => app.session?.subscribePc ?? null },
+  participantId: { enumerable: true, get: () => app.session?.participantId ?? null },
+  ws: { enumerable: true, get: () => app.session?.ws ?? null },
+});
+/** @type {any} */ (window).kaigi = hooks;
+
+// ----- start-up -----
+
+initStrings();
+bindLanguageSelect(ui.lang);
+applyIcons();
+ui.roomName.textContent = room;
+try { ui.nameInput.value = localStorage.getItem(NAME_KEY) ?? ''; } catch { /* storage disabled */ }
+
+ui.joinForm.addEventListener('submit', (ev) => { ev.preventDefault(); join(); });
+ui.nameInput.addEventListener('input', () => { ui.nameError.hidden = true; ui.nameInput.removeAttribute('aria-invalid'); });
+ui.preMic.addEventListener('click', () => toggleMute('audio'));
+ui.preCam.addEventListener('click', () => toggleMute('video'));
+ui.micBtn.addEventListener('click', () => toggleMute('audio'));
+ui.camBtn.addEventListener('click', () => toggleMute('video'));
+ui.leaveBtn.addEventListener('click', leave);
+ui.rejoinBtn.addEventListener('click', rejoin);
+ui.errorAction.addEventListener('click', () => { void retry(); });
+ui.copyLink.addEventListener('click', copyLink);
+ui.peopleBtn.addEventListener('click', () => setPeopleOpen(ui.peopleBtn.getAttribute('aria-expanded') !== 'true'));
+ui.peopleClose.addEventListener('click', () => { setPeopleOpen(false); ui.peopleBtn.focus(); });
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape' && !ui.peoplePanel.hidden && window.innerWidth < 900) {
+    setPeopleOpen(false);
+    ui.peopleBtn.focus();
+  }
+});
+document.addEventListener('langchange', renderAll);
+window.addEventListener('pagehide', () => app.session?.leave());
+// Back from the back/forward cache the session is gone: start afresh.
+window.addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(); });
+
+if (isValidRoomName(room)) {
+  setState('prejoin');
+  startPreview();
+} else {
+  showError({ heading: 'error.heading', text: 'error.code.invalid_room', action: 'retry' });
+}
+renderAll();
+
+// ----- state -----
+
+/** @param {PageState} state */
+function setState(state) {
+  document.body.dataset.state = state;
+  const joining = state === 'joining';
+  ui.joinBtn.disabled = joining;
+  ui.joinBtn.setAttribute('aria-busy', String(joining));
+  ui.joinStatus.textContent = joining ? t('prejoin.joining') : '';
+}
+
+/** @returns {PageState} */
+function state() {
+  return /** @type {PageState} */ (document.body.dataset.state);
+}
+
+// ----- pre-join -----
+
+function startPreview() {
+  app.mediaStarting = true;
+  app.mediaReady = acquireMedia().then(() => {
+    app.mediaStarting = false;
+    ui.previewVideo.srcObject = app.stream;
+    startMeter();
+    renderPrejoin();
+    renderControls();
+  });
+}
+
+async function acquireMedia() {
+  const { stream, problem } = await openLocalMedia();
+  app.stream = stream;
+  app.mediaProblem = problem;
+  for (const track of stream?.getTracks() ?? []) {
+    track.enabled = !(track.kind === 'audio' ? app.micMuted : app.camMuted);
+  }
+}
+
+function startMeter() {
+  app.meter?.stop();
+  app.meter = null;
+  const fill = /** @type {HTMLElement} */ (ui.meter.querySelector('.meter-fill'));
+  if (!app.stream || app.stream.getAudioTracks().length === 0) {
+    fill.style.setProperty('--level', '0');
+    return;
+  }
+  let lastAria = 0;
+  app.meter = new LevelMeter(app.stream, (level) => {
+    fill.style.setProperty('--level', app.micMuted ? '0' : level.toFixed(3));
+    const now = performance.now();
+    if (now - lastAria > 500) {
+      lastAria = now;
+      ui.meter.setAttribute('aria-valuenow', String(app.micMuted ? 0 : Math.round(level * 100)));
+    }
+  });
+}
+
+function stopMeter() {
+  app.meter?.stop();
+  app.meter = null;
+}
+
+async function join() {
+  if (state() !== 'prejoin') return;
+  const name = ui.nameInput.value.trim();
+  if (!name) {
+    ui.nameError.textContent = t('prejoin.nameRequired');
+    ui.nameError.hidden = false;
+    ui.nameInput.setAttribute('aria-invalid', 'true');
+    ui.nameInput.focus();
+    return;
+  }
+  app.name = name;
+  try { localStorage.setItem(NAME_KEY, name); } catch { /* ignore */ }
+  setState('joining');
+  await app.mediaReady;
+  stopMeter();
+  connect();
+}
+
+// ----- the session -----
+
+function connect() {
+  app.session?.close();
+  app.error = null;
+  grid.clear();
+  const session = new KaigiSession({ url: signalingUrl(location), room, name: app.name, token, stream: app.stream });
+  app.session = session;
+  session.setMuted('audio', app.micMuted);
+  session.setMuted('video', app.camMuted);
+
+  /**
+   * @template {keyof import('./protocol.js').SessionEvents} K
+   * @param {K} type
+   * @param {(detail: import('./protocol.js').SessionEvents[K]) => void} fn
+   */
+  const on = (type, fn) => session.addEventListener(type, (ev) => {
+    if (app.session === session) fn(/** @type {CustomEvent} */ (ev).detail);
+  });
+
+  on('welcome', ({ participants }) => {
+    setState('joined');
+    grid.clear();
+    renderLocalTile();
+    for (const p of participants) renderTile(p.id);
+    renderPeople();
+    renderControls();
+    setPeopleOpen(window.innerWidth >= 1200);
+    if (document.activeElement === document.body || document.activeElement === ui.joinBtn) ui.micBtn.focus();
+  });
+  on('participantjoined', ({ participant }) => {
+    renderTile(participant.id);
+    renderPeople();
+    notices.show('notice.joined', { name: participant.name });
+  });
+  on('participantleft', ({ id, participant }) => {
+    grid.remove(id);
+    renderPeople();
+    if (participant) notices.show('notice.left', { name: participant.name });
+  });
+  on('participantupdated', ({ participant }) => {
+    renderTile(participant.id);
+    renderPeople();
+  });
+  on('media', ({ id }) => renderTile(id));
+  on('servererror', ({ code, message, fatal }) => {
+    const text = errorKey(code);
+    if (fatal) {
+      showError({ heading: 'error.heading', text, details: message || code, action: 'retry' });
+    } else {
+      notices.show(text, {}, { error: true, details: message });
+    }
+  });
+  on('failure', ({ error }) => {
+    notices.show('error.mediaFailed', {}, { error: true, details: error instanceof Error ? error.message : String(error) });
+  });
+  on('connectionstate', ({ pc, state: s }) => {
+    if (s === 'failed') notices.show('error.mediaFailed', {}, { error: true, details: `${pc}: ${s}` });
+  });
+  on('closed', ({ code, reason, joined }) => {
+    const closeKey = `error.close.${code}`;
+    const details = [reason, `(${code})`].filter(Boolean).join(' ');
+    const text = hasKey(closeKey) ? closeKey : null;
+    if (joined) {
+      showError({ heading: 'error.lostHeading', text: 'error.lost', extra: text, details, action: 'reconnect' });
+    } else {
+      showError({ heading: 'error.heading', text: 'error.unreachable', extra: text, details, action: 'retry' });
+    }
+  });
+
+  session.connect();
+}
+
+/** @param {ErrorView} view */
+function showError(view) {
+  app.session?.close();
+  app.session = null;
+  app.error = view;
+  grid.clear();
+  setPeopleOpen(false);
+  setState('error');
+  renderError();
+  ui.errorHeading.focus();
+}
+
+/** Join again after an error, with the media we still hold. */
+async function retry() {
+  if (!isValidRoomName(room)) {
+    location.assign('/');
+    return;
+  }
+  if (!app.name) {
+    setState('prejoin');
+    startPreview();
+    return;
+  }
+  setState('joining');
+  await app.mediaReady;
+  connect();
+}
+
+function leave() {
+  app.session?.leave();
+  app.session = null;
+  stopMeter();
+  stopStream(app.stream);
+  app.stream = null;
+  ui.previewVideo.srcObject = null;
+  grid.clear();
+  setPeopleOpen(false);
+  notices.clear();
+  setState('left');
+  ui.leftHeading.focus();
+}
+
+async function rejoin() {
+  setState('joining');
+  app.mediaReady = acquireMedia();
+  await app.mediaReady;
+  ui.previewVideo.srcObject = app.stream;
+  if (app.mediaProblem) notices.show(app.mediaProblem, {}, { error: true });
+  if (state() === 'joining') connect();
+}
+
+/** @param {'audio' | 'video'} kind */
+function toggleMute(kind) {
+  const muted = kind === 'audio' ? (app.micMuted = !app.micMuted) : (app.camMuted = !app.camMuted);
+  if (app.session) {
+    app.session.setMuted(kind, muted);
+  } else {
+    for (const track of app.stream?.getTracks() ?? []) if (track.kind === kind) track.enabled = !muted;
+  }
+  renderControls();
+  renderPrejoin();
+  if (app.session?.joined) { renderLocalTile(); renderPeople(); }
+}
+
+// ----- rendering -----
+
+function renderAll() {
+  document.title = t('room.title', { room });
+  renderControls();
+  renderPrejoin();
+  if (app.session?.joined) {
+    renderLocalTile();
+    for (const id of grid.keys()) if (id !== app.session.participantId) renderTile(id);
+    renderPeople();
+  }
+  if (app.error) renderError();
+  notices.render();
+}
+
+function renderPrejoin() {
+  const hasVideo = !!app.stream && app.stream.getVideoTracks().length > 0;
+  const preview = /** @type {HTMLElement} */ (ui.previewVideo.parentElement);
+  preview.dataset.video = hasVideo && !app.camMuted ? 'on' : 'off';
+  ui.previewOffText.textContent = t(app.mediaStarting ? 'prejoin.starting' : 'prejoin.previewOff');
+  if (app.mediaProblem) {
+    ui.mediaProblem.textContent = t(app.mediaProblem) + (app.stream ? '' : t('sentence.sep') + t('prejoin.receiveOnly'));
+    ui.mediaProblem.hidden = false;
+  } else {
+    ui.mediaProblem.hidden = true;
+  }
+  if (state() === 'joining') ui.joinStatus.textContent = t('prejoin.joining');
+  if (!ui.nameError.hidden) ui.nameError.textContent = t('prejoin.nameRequired');
+}
+
+function renderControls() {
+  const hasAudio = !!app.stream && app.stream.getAudioTracks().length > 0;
+  const hasVideo = !!app.stream && app.stream.getVideoTracks().length > 0;
+  for (const btn of [ui.preMic, ui.micBtn]) {
+    setToggle(btn, hasAudio, app.micMuted,
+      app.micMuted ? 'ctl.micUnmute' : 'ctl.micMute', app.micMuted ? 'micOff' : 'mic', 'ctl.noMic');
+  }
+  for (const btn of [ui.preCam, ui.camBtn]) {
+    setToggle(btn, hasVideo, app.camMuted,
+      app.camMuted ? 'ctl.camOn' : 'ctl.camOff', app.camMuted ? 'camOff' : 'cam', 'ctl.noCam');
+  }
+}
+
+/**
+ * @param {HTMLButtonElement} btn
+ * @param {boolean} available
+ * @param {boolean} off
+ * @param {StringKey} label
+ * @param {import('./icons.js').IconName} icon
+ * @param {StringKey} unavailableLabel
+ */
+function setToggle(btn, available, off, label, icon, unavailableLabel) {
+  btn.disabled = !available;
+  btn.classList.toggle('is-off', off || !available);
+  const text = t(available ? label : unavailableLabel);
+  /** @type {HTMLElement} */ (btn.querySelector('.label')).textContent = text;
+  btn.title = text;
+  setIcon(/** @type {HTMLElement} */ (btn.querySelector('.icon')), available ? icon : (icon.startsWith('mic') ? 'micOff' : 'camOff'));
+}
+
+function renderLocalTile() {
+  const id = app.session?.participantId;
+  if (!id) return;
+  const hasVideo = !!app.stream && app.stream.getVideoTracks().length > 0;
+  grid.upsert(id, {
+    name: app.name,
+    label: `${app.name} ${t('people.you')}`,
+    stream: app.stream,
+    showVideo: hasVideo && !app.camMuted,
+    audioMuted: app.micMuted || !app.stream || app.stream.getAudioTracks().length === 0,
+    micMutedText: t('people.micMuted'),
+  }, { local: true });
+}
+
+/**
+ * Draw (or remove) the tile of remote participant `id`.
+ * @param {string} id
+ */
+function renderTile(id) {
+  const session = app.session;
+  if (!session || !session.joined || id === session.participantId) return;
+  const p = session.participants.get(id);
+  const tracks = session.activeTracks(id);
+  if (!p && tracks.length === 0) {
+    grid.remove(id); // media of someone we do not know (any more)
+    return;
+  }
+  const name = p?.name ?? '';
+  const video = tracks.some((tr) => tr.kind === 'video' && !tr.muted);
+  grid.upsert(id, {
+    name,
+    label: name,
+    stream: session.streams.get(id) ?? null,
+    showVideo: video && !p?.video_muted,
+    audioMuted: !!p?.audio_muted,
+    micMutedText: t('people.micMuted'),
+  });
+}
+
+function renderPeople() {
+  const session = app.session;
+  const joined = !!session?.joined;
+  const n = joined && session ? session.participants.size + 1 : 0;
+  ui.peopleCount.hidden = !joined;
+  ui.peopleCount.textContent = t('room.count', { n });
+  ui.peopleBadge.textContent = String(n);
+  ui.peopleHeading.textContent = `${t('people.heading')} (${n})`;
+  if (!session || !joined) {
+    ui.peopleList.replaceChildren();
+    return;
+  }
+  /** @type {import('./people.js').Person[]} */
+  const people = [{
+    id: session.participantId ?? '',
+    name: app.name,
+    me: true,
+    micMuted: app.micMuted || !app.stream?.getAudioTracks().length,
+    camOff: app.camMuted || !app.stream?.getVideoTracks().length,
+  }];
+  for (const p of session.participants.values()) {
+    people.push({ id: p.id, name: p.name, me: false, micMuted: p.audio_muted, camOff: p.video_muted });
+  }
+  renderPeopleList(ui.peopleList, people);
+}
+
+function renderError() {
+  const view = app.error;
+  if (!view) return;
+  ui.errorHeading.textContent = t(view.heading);
+  ui.errorText.textContent = t(view.text) + (view.extra ? t('sentence.sep') + t(view.extra) : '');
+  ui.errorDetails.hidden = !view.details;
+  ui.errorDetails.textContent = view.details ? t('error.details', { details: view.details }) : '';
+  ui.errorAction.textContent = t(view.action === 'reconnect' ? 'error.reconnect' : 'error.retry');
+  ui.errorAction.hidden = view.text === 'error.code.invalid_room';
+}
+
+/** @param {boolean} open */
+function setPeopleOpen(open) {
+  ui.peoplePanel.hidden = !open;
+  ui.peopleBtn.setAttribute('aria-expanded', String(open));
+  ui.peopleBtn.classList.toggle('is-active', open);
+  grid.layout();
+}
+
+// ----- notices -----
+
+function onAutoplayBlocked() {
+  if (notices.has('notice.enableSound')) return;
+  notices.show('notice.enableSound', {}, { action: () => grid.unmuteAll() });
+}
+
+// ----- header -----
+
+async function copyLink() {
+  const link = `${location.origin}/r/${encodeURIComponent(room)}`;
+  try {
+    await navigator.clipboard.writeText(link);
+    notices.show('room.linkCopied');
+    return;
+  } catch { /* fall back below */ }
+  const input = document.createElement('input');
+  input.value = link;
+  input.className = 'visually-hidden';
+  document.body.append(input);
+  input.select();
+  let ok = false;
+  try { ok = document.execCommand('copy'); } catch { ok = false; }
+  input.remove();
+  ui.copyLink.focus();
+  if (ok) notices.show('room.linkCopied');
+  else notices.show('room.linkCopyFailed', { link }, { error: true });
+}
+
+// ----- helpers -----
+
+/**
+ * @param {string} code
+ * @returns {StringKey}
+ */
+function errorKey(code) {
+  const key = `error.code.${code}`;
+  return hasKey(key) ? key : 'error.code.unknown';
+}
+
+/**
+ * The room name: the last path segment, URL-decoded.
+ * @param {string} path
+ */
+function roomFromPath(path) {
+  const seg = path.split('/').filter(Boolean).pop() ?? '';
+  try { return decodeURIComponent(seg); } catch { return seg; }
+}
+
+/** A join token from `?token=` or `#token=`, if the link carries one. */
+function tokenFromUrl() {
+  const q = new URLSearchParams(location.search).get('token');
+  const h = new URLSearchParams(location.hash.slice(1)).get('token');
+  return q || h || undefined;
+}

@@ -1,0 +1,448 @@
+// @ts-check
+/**
+ * The kaigi signaling protocol, version 1 (docs/protocol.md), as a browser
+ * library: one WebSocket and the two RTCPeerConnections of a participant.
+ *
+ * It owns the socket, the `publish` connection (the client offers its own
+ * microphone and camera, sendonly) and the `subscribe` connection (the
+ * server offers everybody else's tracks; created on the first
+ * `subscribe_offer`). It does not touch the DOM and holds no strings: it
+ * reports what happens as events on the session object, in the order the
+ * server sent them, and the page decides what to show.
+ *
+ * Events (all `CustomEvent`s; see {@link SessionEvents} for the details):
+ * `welcome`, `participantjoined`, `participantleft`, `participantupdated`,
+ * `media` (a participant's remote stream gained or lost tracks),
+ * `servererror`, `failure` (a local WebRTC step failed), `connectionstate`
+ * and `closed`.
+ * @module protocol
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** RTCPeerConnection configuration: no STUN or TURN at all (closed networks). */
+const PC_CONFIG = /** @type {RTCConfiguration} */ ({ iceServers: [] });
+
+/** Seconds between keep-alive pings. */
+const PING_INTERVAL_MS = 25_000;
+
+/**
+ * @typedef {object} Participant
+ * @property {string} id
+ * @property {string} name
+ * @property {boolean} audio_muted
+ * @property {boolean} video_muted
+ */
+
+/**
+ * @typedef {'publish' | 'subscribe'} PcName
+ */
+
+/**
+ * @typedef {object} SessionEvents
+ * @property {{participantId: string, participants: Participant[]}} welcome
+ * @property {{participant: Participant}} participantjoined
+ * @property {{id: string, participant: Participant | undefined}} participantleft
+ * @property {{participant: Participant}} participantupdated
+ * @property {{id: string}} media  the remote stream of participant `id` changed
+ * @property {{code: string, message: string, fatal: boolean}} servererror
+ *   `fatal` is true for an error that arrives before `welcome`: the join
+ *   failed and the session is closed.
+ * @property {{pc: PcName, error: unknown}} failure
+ * @property {{pc: PcName, state: RTCPeerConnectionState}} connectionstate
+ * @property {{code: number, reason: string, joined: boolean}} closed
+ *   the socket closed without `leave()`/`close()` having been called;
+ *   `joined` tells whether `welcome` had arrived.
+ */
+
+/**
+ * The WebSocket address for the page's host: `wss://host/ws`, or `ws:`
+ * when the page itself came over plain http.
+ * @param {Location} loc
+ * @returns {string}
+ */
+export function signalingUrl(loc) {
+  return `${loc.protocol === 'http:' ? 'ws:' : 'wss:'}//${loc.host}/ws`;
+}
+
+/**
+ * Whether a room name follows the protocol's rules: 1–64 characters from
+ * `A–Z a–z 0–9 - _ .`, not starting with `.`.
+ * @param {string} room
+ * @returns {boolean}
+ */
+export function isValidRoomName(room) {
+  return /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/.test(room);
+}
+
+/**
+ * One participant's session: join, publish, subscribe, mute, leave.
+ */
+export class KaigiSession extends EventTarget {
+  /** @type {WebSocket | null} */
+  ws = null;
+  /** @type {RTCPeerConnection | null} */
+  publishPc = null;
+  /** @type {RTCPeerConnection | null} */
+  subscribePc = null;
+  /** Our own id, set by `welcome`. @type {string | null} */
+  participantId = null;
+  /** The other participants, by id, in the order they became known. @type {Map<string, Participant>} */
+  participants = new Map();
+  /** Remote streams by participant id (the stream id is the participant id). @type {Map<string, MediaStream>} */
+  streams = new Map();
+  /** `welcome` has arrived and the session is not closed. */
+  joined = false;
+  /** `close()` or `leave()` was called, or a fatal error closed the session. */
+  closed = false;
+
+  /** @type {{audio: boolean, video: boolean}} */
+  #muted = { audio: false, video: false };
+  /** Messages are handled one after the other, SDP steps included. */
+  #queue = Promise.resolve();
+  /** Candidates gathered before their description was sent. @type {Record<PcName, RTCIceCandidate[] | null>} */
+  #pendingCandidates = { publish: [], subscribe: [] };
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #pingTimer;
+  /** @type {WeakSet<MediaStreamTrack>} */
+  #watchedTracks = new WeakSet();
+  #opts;
+
+  /**
+   * @param {object} opts
+   * @param {string} opts.url  WebSocket URL (see {@link signalingUrl})
+   * @param {string} opts.room
+   * @param {string} opts.name  display name
+   * @param {string} [opts.token]  join token, when the server requires one
+   * @param {MediaStream | null} [opts.stream]  local microphone/camera to publish
+   */
+  constructor(opts) {
+    super();
+    this.#opts = opts;
+  }
+
+  /** The local stream being published, if any. */
+  get localStream() { return this.#opts.stream ?? null; }
+
+  /** Open the socket and send `join`. */
+  connect() {
+    if (this.ws) throw new Error('connect() called twice');
+    const ws = new WebSocket(this.#opts.url);
+    this.ws = ws;
+    ws.addEventListener('open', () => {
+      /** @type {Record<string, unknown>} */
+      const join = { type: 'join', v: PROTOCOL_VERSION, room: this.#opts.room, name: this.#opts.name };
+      if (this.#opts.token) join.token = this.#opts.token;
+      this.#send(join);
+      this.#pingTimer = setInterval(() => this.#send({ type: 'ping' }), PING_INTERVAL_MS);
+    });
+    ws.addEventListener('message', (ev) => {
+      /** @type {any} */
+      let msg;
+      try {
+        msg = JSON.parse(typeof ev.data === 'string' ? ev.data : '');
+      } catch {
+        console.warn('kaigi: ignoring a message that is not JSON');
+        return;
+      }
+      if (!msg || typeof msg.type !== 'string') return;
+      this.#queue = this.#queue.then(() => this.#handle(msg)).catch((err) => {
+        console.error('kaigi: handling', msg.type, err);
+      });
+    });
+    ws.addEventListener('close', (ev) => {
+      if (this.ws !== ws) return;
+      const wasJoined = this.joined;
+      const wasClosed = this.closed;
+      this.#teardown();
+      if (!wasClosed) this.#emit('closed', { code: ev.code, reason: ev.reason, joined: wasJoined });
+    });
+  }
+
+  /**
+   * Mute or unmute our microphone or camera: the local track is disabled
+   * (silence / black frames go out) and the others are told with `mute`.
+   * Can be called before `welcome`; the state is sent once joined.
+   * @param {'audio' | 'video'} kind
+   * @param {boolean} muted
+   */
+  setMuted(kind, muted) {
+    this.#muted[kind] = muted;
+    for (const track of this.localStream?.getTracks() ?? []) {
+      if (track.kind === kind) track.enabled = !muted;
+    }
+    if (this.joined) this.#send({ type: 'mute', kind, muted });
+  }
+
+  /** @param {'audio' | 'video'} kind */
+  isMuted(kind) { return this.#muted[kind]; }
+
+  /** Tell the server we leave, then close everything. Local tracks are left to the caller. */
+  leave() {
+    if (this.closed) return;
+    if (this.ws?.readyState === WebSocket.OPEN) this.#send({ type: 'leave' });
+    this.close();
+  }
+
+  /** Close the socket and both connections without a `leave` message. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    const ws = this.ws;
+    this.#teardown();
+    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
+      ws.close(1000, 'bye');
+    }
+  }
+
+  /**
+   * The live tracks received from participant `id` whose transceiver is
+   * currently receiving (inactive m-sections are left out).
+   * @param {string} id
+   * @returns {MediaStreamTrack[]}
+   */
+  activeTracks(id) {
+    const stream = this.streams.get(id);
+    const pc = this.subscribePc;
+    if (!stream || !pc) return [];
+    const receiving = new Set();
+    for (const tr of pc.getTransceivers()) {
+      const dir = tr.currentDirection;
+      if (dir === 'recvonly' || dir === 'sendrecv') receiving.add(tr.receiver.track);
+    }
+    return stream.getTracks().filter((t) => t.readyState === 'live' && receiving.has(t));
+  }
+
+  // ----- internals -----
+
+  /**
+   * @template {keyof SessionEvents} K
+   * @param {K} type
+   * @param {SessionEvents[K]} detail
+   */
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** @param {Record<string, unknown>} msg */
+  #send(msg) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  #teardown() {
+    clearInterval(this.#pingTimer);
+    this.joined = false;
+    this.publishPc?.close();
+    this.subscribePc?.close();
+  }
+
+  /** @param {any} msg */
+  async #handle(msg) {
+    if (this.closed) return;
+    switch (msg.type) {
+      case 'welcome': return this.#onWelcome(msg);
+      case 'publish_answer': return this.#onPublishAnswer(String(msg.sdp ?? ''));
+      case 'subscribe_offer': return this.#onSubscribeOffer(String(msg.sdp ?? ''));
+      case 'participant_joined': return this.#onParticipantJoined(msg.participant);
+      case 'participant_left': return this.#onParticipantLeft(String(msg.id));
+      case 'participant_updated': return this.#onParticipantUpdated(msg.participant);
+      case 'error': return this.#onError(String(msg.code ?? ''), String(msg.message ?? ''));
+      case 'pong': return;
+      default:
+        console.warn('kaigi: ignoring unknown message type', msg.type);
+    }
+  }
+
+  /** @param {any} msg */
+  async #onWelcome(msg) {
+    if (msg.v !== undefined && msg.v !== PROTOCOL_VERSION) {
+      this.#onError('unsupported_version', `server speaks version ${msg.v}`);
+      return;
+    }
+    this.participantId = String(msg.participant_id);
+    this.joined = true;
+    this.participants.clear();
+    for (const p of Array.isArray(msg.participants) ? msg.participants : []) {
+      const part = toParticipant(p);
+      if (part && part.id !== this.participantId) this.participants.set(part.id, part);
+    }
+    this.#emit('welcome', { participantId: this.participantId, participants: [...this.participants.values()] });
+    for (const kind of /** @type {const} */ (['audio', 'video'])) {
+      if (this.#muted[kind]) this.#send({ type: 'mute', kind, muted: true });
+    }
+    await this.#startPublishing();
+  }
+
+  async #startPublishing() {
+    const stream = this.localStream;
+    const tracks = stream ? [...stream.getAudioTracks(), ...stream.getVideoTracks()] : [];
+    if (!stream || tracks.length === 0) return; // receive only
+    const pc = this.#newPc('publish');
+    this.publishPc = pc;
+    for (const track of tracks) {
+      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    }
+    try {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      if (this.closed || this.publishPc !== pc) return;
+      this.#send({ type: 'publish_offer', sdp: pc.localDescription?.sdp ?? offer.sdp });
+      this.#flushCandidates('publish');
+    } catch (error) {
+      this.#emit('failure', { pc: 'publish', error });
+    }
+  }
+
+  /** @param {string} sdp */
+  async #onPublishAnswer(sdp) {
+    const pc = this.publishPc;
+    if (!pc || pc.signalingState !== 'have-local-offer') {
+      console.warn('kaigi: publish_answer without a pending offer');
+      return;
+    }
+    try {
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+    } catch (error) {
+      this.#emit('failure', { pc: 'publish', error });
+    }
+  }
+
+  /** @param {string} sdp */
+  async #onSubscribeOffer(sdp) {
+    let pc = this.subscribePc;
+    if (!pc) {
+      pc = this.#newPc('subscribe');
+      pc.addEventListener('track', (ev) => this.#onTrack(ev));
+      this.subscribePc = pc;
+    }
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      if (this.closed || this.subscribePc !== pc) return;
+      this.#send({ type: 'subscribe_answer', sdp: pc.localDescription?.sdp ?? answer.sdp });
+      this.#flushCandidates('subscribe');
+    } catch (error) {
+      this.#emit('failure', { pc: 'subscribe', error });
+      return;
+    }
+    // Tracks of m-sections that went inactive have left their streams by now.
+    for (const id of this.streams.keys()) this.#emit('media', { id });
+  }
+
+  /** @param {RTCTrackEvent} ev */
+  #onTrack(ev) {
+    const stream = ev.streams[0];
+    if (!stream) {
+      console.warn('kaigi: a received track has no stream id; cannot tell whose it is');
+      return;
+    }
+    const id = stream.id;
+    if (this.streams.get(id) !== stream) {
+      this.streams.set(id, stream);
+      const changed = () => { if (this.streams.get(id) === stream) this.#emit('media', { id }); };
+      stream.addEventListener('addtrack', changed);
+      stream.addEventListener('removetrack', changed);
+    }
+    const track = ev.track;
+    if (!this.#watchedTracks.has(track)) {
+      // A receiver keeps its track when its m-section is reused for someone
+      // else, so look up the owner when the event fires.
+      this.#watchedTracks.add(track);
+      const changed = () => {
+        for (const [owner, s] of this.streams) {
+          if (s.getTracks().includes(track)) this.#emit('media', { id: owner });
+        }
+      };
+      for (const type of ['ended', 'mute', 'unmute']) track.addEventListener(type, changed);
+    }
+    this.#emit('media', { id });
+  }
+
+  /** @param {unknown} raw */
+  #onParticipantJoined(raw) {
+    const p = toParticipant(raw);
+    if (!p || p.id === this.participantId) return;
+    this.participants.set(p.id, p);
+    this.#emit('participantjoined', { participant: p });
+  }
+
+  /** @param {string} id */
+  #onParticipantLeft(id) {
+    const participant = this.participants.get(id);
+    this.participants.delete(id);
+    this.streams.delete(id);
+    this.#emit('participantleft', { id, participant });
+  }
+
+  /** @param {unknown} raw */
+  #onParticipantUpdated(raw) {
+    const p = toParticipant(raw);
+    if (!p || p.id === this.participantId) return;
+    this.participants.set(p.id, p);
+    this.#emit('participantupdated', { participant: p });
+  }
+
+  /**
+   * @param {string} code
+   * @param {string} message
+   */
+  #onError(code, message) {
+    const fatal = !this.joined;
+    this.#emit('servererror', { code, message, fatal });
+    if (fatal) this.close();
+  }
+
+  /** @param {PcName} name */
+  #newPc(name) {
+    const pc = new RTCPeerConnection(PC_CONFIG);
+    this.#pendingCandidates[name] = [];
+    pc.addEventListener('icecandidate', (ev) => {
+      if (!ev.candidate || !ev.candidate.candidate) return; // end of candidates
+      const pending = this.#pendingCandidates[name];
+      if (pending) pending.push(ev.candidate);
+      else this.#sendCandidate(name, ev.candidate);
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      if (this.closed) return;
+      this.#emit('connectionstate', { pc: name, state: pc.connectionState });
+    });
+    return pc;
+  }
+
+  /** @param {PcName} name */
+  #flushCandidates(name) {
+    const pending = this.#pendingCandidates[name];
+    this.#pendingCandidates[name] = null;
+    for (const c of pending ?? []) this.#sendCandidate(name, c);
+  }
+
+  /**
+   * @param {PcName} pc
+   * @param {RTCIceCandidate} c
+   */
+  #sendCandidate(pc, c) {
+    this.#send({
+      type: 'candidate',
+      pc,
+      candidate: { candidate: c.candidate, sdp_mid: c.sdpMid, sdp_mline_index: c.sdpMLineIndex },
+    });
+  }
+}
+
+/**
+ * A participant object from the server, checked.
+ * @param {unknown} raw
+ * @returns {Participant | null}
+ */
+function toParticipant(raw) {
+  if (!raw || typeof raw !== 'object') return null;
+  const p = /** @type {Record<string, unknown>} */ (raw);
+  if (typeof p.id !== 'string' || !p.id) return null;
+  return {
+    id: p.id,
+    name: typeof p.name === 'string' ? p.name : '',
+    audio_muted: p.audio_muted === true,
+    video_muted: p.video_muted === true,
+  };
+}
