@@ -7,7 +7,9 @@ use std::path::Path;
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-client");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut out = String::from("/// The web client's files: (name, contents).\npub static ASSETS: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// The web client's files: (name, contents).\npub static ASSETS: &[(&str, &[u8])] = &[\n",
+    );
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let mut files: Vec<_> = entries
             .filter_map(Result::ok)
@@ -18,7 +20,12 @@ fn main() {
             let name = e.file_name().to_string_lossy().into_owned();
             println!("cargo:rerun-if-changed={}", e.path().display());
             let path = e.path().canonicalize().expect("asset path");
-            writeln!(out, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
+            writeln!(
+                out,
+                "    ({name:?}, include_bytes!({:?})),",
+                path.display().to_string()
+            )
+            .unwrap();
         }
     }
     out.push_str("];\n");

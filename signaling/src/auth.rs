@@ -91,7 +91,8 @@ pub fn mint(secret: &[u8], claims: &Claims) -> String {
 /// Checks a token's signature, expiry (against `now`, Unix seconds) and room.
 pub fn verify(secret: &[u8], token: &str, room: &str, now: u64) -> Result<Claims, TokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(b), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(b), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
@@ -127,7 +128,8 @@ pub fn parse_ttl(s: &str) -> Result<u64, String> {
         "d" => 86400,
         _ => return Err(format!("bad duration unit in {s:?}: use s, m, h or d")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("duration {s:?} too long"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("duration {s:?} too long"))
 }
 
 #[cfg(test)]
@@ -151,7 +153,10 @@ mod tests {
         assert_eq!(verify(b"other", &t, "r", 50), Err(TokenError::Signature));
         assert_eq!(verify(b"secret", &t, "r", 100), Err(TokenError::Expired));
         assert_eq!(verify(b"secret", &t, "x", 50), Err(TokenError::WrongRoom));
-        assert_eq!(verify(b"secret", "a.b", "r", 50), Err(TokenError::Malformed));
+        assert_eq!(
+            verify(b"secret", "a.b", "r", 50),
+            Err(TokenError::Malformed)
+        );
         assert_eq!(verify(b"secret", "", "r", 50), Err(TokenError::Malformed));
         let mut tampered = t.clone();
         tampered.insert(30, 'A');

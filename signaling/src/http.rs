@@ -72,9 +72,18 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn security_headers(State(state): State<Arc<AppState>>, mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         "permissions-policy",
@@ -113,8 +122,10 @@ fn serve(state: &AppState, name: &str) -> Response {
             } else {
                 mime.to_string()
             };
-            res.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).expect("mime"));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&ct).expect("mime"),
+            );
             res.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             res
@@ -129,7 +140,11 @@ async fn landing(State(state): State<Arc<AppState>>) -> Response {
 
 async fn meeting(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> Response {
     if sfu::room::validate_name(&room).is_err() {
-        return (StatusCode::BAD_REQUEST, "invalid room name: use 1-64 letters A-Z a-z, digits, '-', '_' or '.'\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "invalid room name: use 1-64 letters A-Z a-z, digits, '-', '_' or '.'\n",
+        )
+            .into_response();
     }
     serve(&state, "room.html")
 }
@@ -153,7 +168,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let body = state.metrics.render(&state.sfu);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

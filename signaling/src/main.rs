@@ -125,7 +125,13 @@ fn main() -> anyhow::Result<()> {
 
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+        .unwrap_or_else(|_| {
+            // The WebRTC stack reports every state change at info; keep its warnings only.
+            tracing_subscriber::EnvFilter::new(format!(
+                "rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_srtp=warn,rtc_sctp=warn,rtc_interceptor=warn,{}",
+                cfg.log.level
+            ))
+        });
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if cfg.log.format == "json" {
         builder.json().init();
@@ -176,7 +182,9 @@ fn detect_ip() -> IpAddr {
                     && (*ifa.ifa_addr).sa_family as i32 == libc::AF_INET
                 {
                     let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    found = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))));
+                    found = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        sin.sin_addr.s_addr,
+                    ))));
                     break;
                 }
                 p = ifa.ifa_next;
@@ -201,13 +209,16 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     };
     let workers = match cfg.media.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     };
     let token_secret = token_secret(&cfg)?;
 
-    let sessions: Arc<Mutex<HashMap<sfu::ParticipantId, tokio::sync::mpsc::Sender<protocol::ServerMsg>>>> =
-        Arc::default();
+    let sessions: Arc<
+        Mutex<HashMap<sfu::ParticipantId, tokio::sync::mpsc::Sender<protocol::ServerMsg>>>,
+    > = Arc::default();
     let metrics = metrics::Metrics::new();
     let sink: sfu::runtime::NoticeSink = {
         let sessions = sessions.clone();

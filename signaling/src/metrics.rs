@@ -57,23 +57,65 @@ impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let r = Registry::new();
-        let notices_dropped =
-            IntCounter::new("kaigi_notices_dropped_total", "Signaling notices dropped because a client's queue was full").expect("metric");
-        r.register(Box::new(notices_dropped.clone())).expect("register");
+        let notices_dropped = IntCounter::new(
+            "kaigi_notices_dropped_total",
+            "Signaling notices dropped because a client's queue was full",
+        )
+        .expect("metric");
+        r.register(Box::new(notices_dropped.clone()))
+            .expect("register");
         Metrics {
             rooms: gauge(&r, "kaigi_rooms", "Rooms with at least one participant"),
             participants: gauge(&r, "kaigi_participants", "Participants in rooms"),
             tracks: gauge(&r, "kaigi_tracks", "Published tracks"),
-            worker_participants: gauge_vec(&r, "kaigi_worker_participants", "Participants hosted per media worker", &["worker"]),
+            worker_participants: gauge_vec(
+                &r,
+                "kaigi_worker_participants",
+                "Participants hosted per media worker",
+                &["worker"],
+            ),
             // Counters kept by the workers; exported as monotonic values.
-            packets: gauge_vec(&r, "kaigi_packets_total", "Datagrams on the media port", &["direction"]),
-            bytes: gauge_vec(&r, "kaigi_bytes_total", "Bytes on the media port", &["direction"]),
-            forwarded: gauge(&r, "kaigi_rtp_forwarded_total", "RTP packets forwarded to subscribers"),
-            keyframe_requests: gauge(&r, "kaigi_keyframe_requests_total", "Keyframe requests sent to publishers"),
-            dropped: gauge_vec(&r, "kaigi_packets_dropped_total", "Packets dropped, by reason", &["reason"]),
+            packets: gauge_vec(
+                &r,
+                "kaigi_packets_total",
+                "Datagrams on the media port",
+                &["direction"],
+            ),
+            bytes: gauge_vec(
+                &r,
+                "kaigi_bytes_total",
+                "Bytes on the media port",
+                &["direction"],
+            ),
+            forwarded: gauge(
+                &r,
+                "kaigi_rtp_forwarded_total",
+                "RTP packets forwarded to subscribers",
+            ),
+            keyframe_requests: gauge(
+                &r,
+                "kaigi_keyframe_requests_total",
+                "Keyframe requests sent to publishers",
+            ),
+            dropped: gauge_vec(
+                &r,
+                "kaigi_packets_dropped_total",
+                "Packets dropped, by reason",
+                &["reason"],
+            ),
             ws_connections: gauge(&r, "kaigi_ws_connections", "Signaling WebSockets open"),
-            ws_rejected: counter_vec(&r, "kaigi_ws_rejected_total", "Signaling messages refused, by reason", &["reason"]),
-            joins: counter_vec(&r, "kaigi_joins_total", "Join attempts, by result", &["result"]),
+            ws_rejected: counter_vec(
+                &r,
+                "kaigi_ws_rejected_total",
+                "Signaling messages refused, by reason",
+                &["reason"],
+            ),
+            joins: counter_vec(
+                &r,
+                "kaigi_joins_total",
+                "Join attempts, by result",
+                &["result"],
+            ),
             notices_dropped,
             registry: r,
         }
@@ -110,7 +152,8 @@ impl Metrics {
         self.bytes
             .with_label_values(&["out"])
             .set(sum(|s| WorkerStats::get(&s.bytes_out)));
-        self.forwarded.set(sum(|s| WorkerStats::get(&s.rtp_forwarded)));
+        self.forwarded
+            .set(sum(|s| WorkerStats::get(&s.rtp_forwarded)));
         self.keyframe_requests
             .set(sum(|s| WorkerStats::get(&s.keyframe_requests)));
         for reason in DropReason::ALL {

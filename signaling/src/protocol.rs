@@ -199,7 +199,13 @@ mod tests {
             r#"{"type":"candidate","pc":"publish","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
         )
         .unwrap();
-        assert!(matches!(m, ClientMsg::Candidate { pc: PcRole::Publish, .. }));
+        assert!(matches!(
+            m,
+            ClientMsg::Candidate {
+                pc: PcRole::Publish,
+                ..
+            }
+        ));
         for bad in [
             "",
             "{}",
@@ -216,7 +222,10 @@ mod tests {
     fn serialises_server_messages() {
         let s = serde_json::to_string(&ServerMsg::ParticipantLeft { id: "p3".into() }).unwrap();
         assert_eq!(s, r#"{"type":"participant_left","id":"p3"}"#);
-        assert_eq!(serde_json::to_string(&ServerMsg::Pong).unwrap(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            serde_json::to_string(&ServerMsg::Pong).unwrap(),
+            r#"{"type":"pong"}"#
+        );
     }
 
     #[test]

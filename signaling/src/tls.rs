@@ -41,7 +41,8 @@ pub fn ensure_certificate(
         .push(rcgen::DnType::CommonName, "kaigi (self-signed)");
     let key_pair = rcgen::KeyPair::generate().context("generating TLS key")?;
     let certificate = params.self_signed(&key_pair).context("self-signing")?;
-    std::fs::write(&cert, certificate.pem()).with_context(|| format!("writing {}", cert.display()))?;
+    std::fs::write(&cert, certificate.pem())
+        .with_context(|| format!("writing {}", cert.display()))?;
     write_private(&key, key_pair.serialize_pem().as_bytes())?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     Ok((cert, key))

@@ -146,7 +146,10 @@ fn handle(
     };
     let id = j.id;
     match msg {
-        ClientMsg::Join { .. } => Some(ServerMsg::error("already_joined", "this connection has joined a room already")),
+        ClientMsg::Join { .. } => Some(ServerMsg::error(
+            "already_joined",
+            "this connection has joined a room already",
+        )),
         ClientMsg::PublishOffer { sdp } => {
             if j.role == Role::Viewer {
                 return Some(ServerMsg::error("unauthorized", "viewers do not publish"));
@@ -164,7 +167,13 @@ fn handle(
                 PcRole::Subscribe => PcRoleSfu::Subscribe,
             };
             state.sfu.control(|e| {
-                e.candidate(id, role, candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index)
+                e.candidate(
+                    id,
+                    role,
+                    candidate.candidate,
+                    candidate.sdp_mid,
+                    candidate.sdp_mline_index,
+                )
             });
             None
         }
@@ -180,7 +189,10 @@ fn handle(
             state.sessions.lock().expect("sessions").remove(&id);
             state.sfu.control(|e| e.leave(id));
             // Id 0 marks "left": the loop closes the socket.
-            *joined = Some(Joined { id: 0, role: j.role });
+            *joined = Some(Joined {
+                id: 0,
+                role: j.role,
+            });
             None
         }
         ClientMsg::Ping => Some(ServerMsg::Pong),
@@ -200,19 +212,39 @@ fn join(
         Err(msg)
     };
     if v.is_some_and(|v| v != protocol::VERSION) {
-        return refuse("unsupported_version", ServerMsg::error("unsupported_version", format!("this server speaks protocol version {}", protocol::VERSION)));
+        return refuse(
+            "unsupported_version",
+            ServerMsg::error(
+                "unsupported_version",
+                format!("this server speaks protocol version {}", protocol::VERSION),
+            ),
+        );
     }
     if let Err(e) = sfu::room::validate_name(room) {
-        return refuse("invalid_room", ServerMsg::error("invalid_room", e.to_string()));
+        return refuse(
+            "invalid_room",
+            ServerMsg::error("invalid_room", e.to_string()),
+        );
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let claims = match token {
         Some(t) => match auth::verify(&state.token_secret, t, room, now) {
             Ok(c) => Some(c),
-            Err(e) => return refuse("unauthorized", ServerMsg::error("unauthorized", e.to_string())),
+            Err(e) => {
+                return refuse(
+                    "unauthorized",
+                    ServerMsg::error("unauthorized", e.to_string()),
+                );
+            }
         },
         None if state.config.auth.require_token => {
-            return refuse("unauthorized", ServerMsg::error("unauthorized", "this server requires a join token"));
+            return refuse(
+                "unauthorized",
+                ServerMsg::error("unauthorized", "this server requires a join token"),
+            );
         }
         None => None,
     };
@@ -221,11 +253,20 @@ fn join(
         .and_then(|c| c.name.clone())
         .or_else(|| protocol::clean_name(name));
     let Some(name) = name else {
-        return refuse("bad_request", ServerMsg::error("bad_request", "a display name is required"));
+        return refuse(
+            "bad_request",
+            ServerMsg::error("bad_request", "a display name is required"),
+        );
     };
     let role = claims.map(|c| c.role).unwrap_or(Role::Participant);
     if state.draining() {
-        return refuse("server_busy", ServerMsg::error("server_busy", "the server is shutting down; try again shortly"));
+        return refuse(
+            "server_busy",
+            ServerMsg::error(
+                "server_busy",
+                "the server is shutting down; try again shortly",
+            ),
+        );
     }
     match state.sfu.control(|e| e.join(room, &name)) {
         Ok(j) => {
@@ -248,11 +289,27 @@ fn join(
                 participant_id: protocol::participant_id(j.id),
                 participants,
             });
-            state.sessions.lock().expect("sessions").insert(j.id, tx.clone());
+            state
+                .sessions
+                .lock()
+                .expect("sessions")
+                .insert(j.id, tx.clone());
             Ok(Joined { id: j.id, role })
         }
-        Err(JoinError::RoomFull(n)) => refuse("room_full", ServerMsg::error("room_full", format!("the room is full ({n} participants)"))),
-        Err(JoinError::TooManyRooms) => refuse("server_busy", ServerMsg::error("server_busy", "the server hosts its maximum number of rooms")),
-        Err(JoinError::InvalidRoom(e)) => refuse("invalid_room", ServerMsg::error("invalid_room", e.to_string())),
+        Err(JoinError::RoomFull(n)) => refuse(
+            "room_full",
+            ServerMsg::error("room_full", format!("the room is full ({n} participants)")),
+        ),
+        Err(JoinError::TooManyRooms) => refuse(
+            "server_busy",
+            ServerMsg::error(
+                "server_busy",
+                "the server hosts its maximum number of rooms",
+            ),
+        ),
+        Err(JoinError::InvalidRoom(e)) => refuse(
+            "invalid_room",
+            ServerMsg::error("invalid_room", e.to_string()),
+        ),
     }
 }

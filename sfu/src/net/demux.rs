@@ -35,7 +35,7 @@ pub fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
         return None;
     }
     let body_len = u16::from_be_bytes([data[2], data[3]]) as usize;
-    if body_len % 4 != 0 || data.len() < 20 + body_len {
+    if !body_len.is_multiple_of(4) || data.len() < 20 + body_len {
         return None;
     }
     let mut attrs = &data[20..20 + body_len];

@@ -52,6 +52,8 @@ pub struct Client {
     pub connected: [bool; 2],
     pub notices: Vec<NoticeKind>,
     pub seq: [u16; 2],
+    /// Keyframe requests (PLI) seen on the wire to this client's publish side.
+    pub keyframe_requests: u64,
 }
 
 /// A datagram in flight.
@@ -209,6 +211,7 @@ impl Sim {
             connected: [false, false],
             notices: Vec::new(),
             seq: [0, 0],
+            keyframe_requests: 0,
         });
         self.pump();
         self.clients.len() - 1
@@ -311,8 +314,8 @@ impl Sim {
             let now = self.now;
             // Client timers and outputs.
             for i in 0..self.clients.len() {
-                let send_audio = tick % 20 == 0;
-                let send_video = tick % 33 == 0;
+                let send_audio = tick.is_multiple_of(20);
+                let send_video = tick.is_multiple_of(33);
                 let c = &mut self.clients[i];
                 if c.connected[0] && (send_audio || send_video) {
                     for &(sender, ssrc, pt, video) in &c.senders {
@@ -422,6 +425,10 @@ impl Sim {
         let now = self.now;
         for c in &mut self.clients {
             let pc = if f.to == c.publish_addr {
+                // SRTCP leaves the first header clear: a PLI (PSFB, FMT 1) heading a compound.
+                if f.data.len() > 8 && f.data[1] == 206 && f.data[0] & 0x1f == 1 {
+                    c.keyframe_requests += 1;
+                }
                 Some(&mut c.publish)
             } else if f.to == c.subscribe_addr {
                 c.subscribe.as_mut()
@@ -442,6 +449,16 @@ impl Sim {
                 return;
             }
         }
+    }
+
+    /// Injects a datagram as if `from` had sent it to the server now.
+    pub fn inject(&mut self, from: SocketAddr, data: &[u8]) {
+        self.net.push_back(InFlight {
+            at: self.now,
+            from,
+            to: self.server,
+            data: BytesMut::from(data),
+        });
     }
 
     /// Packets client `i` received from participant `from`: [audio, video].
