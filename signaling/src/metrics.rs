@@ -20,11 +20,11 @@ pub struct Metrics {
     pub tracks: IntGauge,
     /// Participants per media worker.
     pub worker_participants: IntGaugeVec,
-    packets: IntGaugeVec,
-    bytes: IntGaugeVec,
-    forwarded: IntGauge,
-    keyframe_requests: IntGauge,
-    dropped: IntGaugeVec,
+    packets: IntCounterVec,
+    bytes: IntCounterVec,
+    forwarded: IntCounter,
+    keyframe_requests: IntCounter,
+    dropped: IntCounterVec,
     /// WebSocket connections open.
     pub ws_connections: IntGauge,
     /// Signaling messages refused, by reason.
@@ -47,6 +47,20 @@ fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeV
     g
 }
 
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric");
+    r.register(Box::new(c.clone())).expect("register");
+    c
+}
+
+/// Brings a counter up to a total kept elsewhere.
+fn sync(c: &IntCounter, total: u64) {
+    let cur = c.get();
+    if total > cur {
+        c.inc_by(total - cur);
+    }
+}
+
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
     r.register(Box::new(c.clone())).expect("register");
@@ -57,13 +71,11 @@ impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let r = Registry::new();
-        let notices_dropped = IntCounter::new(
+        let notices_dropped = counter(
+            &r,
             "kaigi_notices_dropped_total",
             "Signaling notices dropped because a client's queue was full",
-        )
-        .expect("metric");
-        r.register(Box::new(notices_dropped.clone()))
-            .expect("register");
+        );
         Metrics {
             rooms: gauge(&r, "kaigi_rooms", "Rooms with at least one participant"),
             participants: gauge(&r, "kaigi_participants", "Participants in rooms"),
@@ -75,29 +87,29 @@ impl Metrics {
                 &["worker"],
             ),
             // Counters kept by the workers; exported as monotonic values.
-            packets: gauge_vec(
+            packets: counter_vec(
                 &r,
                 "kaigi_packets_total",
                 "Datagrams on the media port",
                 &["direction"],
             ),
-            bytes: gauge_vec(
+            bytes: counter_vec(
                 &r,
                 "kaigi_bytes_total",
                 "Bytes on the media port",
                 &["direction"],
             ),
-            forwarded: gauge(
+            forwarded: counter(
                 &r,
                 "kaigi_rtp_forwarded_total",
                 "RTP packets forwarded to subscribers",
             ),
-            keyframe_requests: gauge(
+            keyframe_requests: counter(
                 &r,
                 "kaigi_keyframe_requests_total",
                 "Keyframe requests sent to publishers",
             ),
-            dropped: gauge_vec(
+            dropped: counter_vec(
                 &r,
                 "kaigi_packets_dropped_total",
                 "Packets dropped, by reason",
@@ -139,28 +151,31 @@ impl Metrics {
             .map(|s| &**s)
             .chain(std::iter::once(&**sfu.net_stats()))
             .collect();
-        let sum = |f: fn(&WorkerStats) -> u64| all.iter().map(|s| f(s)).sum::<u64>() as i64;
-        self.packets
-            .with_label_values(&["in"])
-            .set(sum(|s| WorkerStats::get(&s.packets_in)));
-        self.packets
-            .with_label_values(&["out"])
-            .set(sum(|s| WorkerStats::get(&s.packets_out)));
-        self.bytes
-            .with_label_values(&["in"])
-            .set(sum(|s| WorkerStats::get(&s.bytes_in)));
-        self.bytes
-            .with_label_values(&["out"])
-            .set(sum(|s| WorkerStats::get(&s.bytes_out)));
-        self.forwarded
-            .set(sum(|s| WorkerStats::get(&s.rtp_forwarded)));
-        self.keyframe_requests
-            .set(sum(|s| WorkerStats::get(&s.keyframe_requests)));
+        let sum = |f: fn(&WorkerStats) -> u64| all.iter().map(|s| f(s)).sum::<u64>();
+        sync(
+            &self.packets.with_label_values(&["in"]),
+            sum(|s| WorkerStats::get(&s.packets_in)),
+        );
+        sync(
+            &self.packets.with_label_values(&["out"]),
+            sum(|s| WorkerStats::get(&s.packets_out)),
+        );
+        sync(
+            &self.bytes.with_label_values(&["in"]),
+            sum(|s| WorkerStats::get(&s.bytes_in)),
+        );
+        sync(
+            &self.bytes.with_label_values(&["out"]),
+            sum(|s| WorkerStats::get(&s.bytes_out)),
+        );
+        sync(&self.forwarded, sum(|s| WorkerStats::get(&s.rtp_forwarded)));
+        sync(
+            &self.keyframe_requests,
+            sum(|s| WorkerStats::get(&s.keyframe_requests)),
+        );
         for reason in DropReason::ALL {
             let n: u64 = all.iter().map(|s| s.drops(reason)).sum();
-            self.dropped
-                .with_label_values(&[reason.as_str()])
-                .set(n as i64);
+            sync(&self.dropped.with_label_values(&[reason.as_str()]), n);
         }
         let mut buf = Vec::new();
         TextEncoder::new()
