@@ -10,7 +10,7 @@
 //! [`crate::runtime`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -208,8 +208,8 @@ struct Hosted {
     negotiation: Negotiation,
     /// How many tracks this participant has published (for track indices).
     next_track: u32,
-    /// Subscriptions of this participant, by track.
-    subscriptions: HashMap<TrackId, ()>,
+    /// Tracks this participant subscribes to.
+    subscriptions: HashSet<TrackId>,
 }
 
 type PeerKey = (ParticipantId, Role);
@@ -388,7 +388,7 @@ impl WorkerCore {
                                 subscribe,
                                 negotiation: Negotiation::Stable,
                                 next_track: 0,
-                                subscriptions: HashMap::new(),
+                                subscriptions: HashSet::new(),
                             },
                         );
                     }
@@ -430,7 +430,7 @@ impl WorkerCore {
                     t.remove_worker(worker);
                 }
             }
-            Command::RemoveParticipant { participant } => self.remove(now, participant),
+            Command::RemoveParticipant { participant } => self.remove(participant),
         }
     }
 
@@ -478,7 +478,7 @@ impl WorkerCore {
         }
         h.negotiation = Negotiation::Stable;
         // Now that the answer is in, each sender knows its payload types.
-        let tracks: Vec<TrackId> = h.subscriptions.keys().copied().collect();
+        let tracks: Vec<TrackId> = h.subscriptions.iter().copied().collect();
         for track in tracks {
             let Some(list) = self.subs.get_mut(&track) else {
                 continue;
@@ -509,7 +509,7 @@ impl WorkerCore {
         let Some(h) = self.hosted.get_mut(&subscriber) else {
             return;
         };
-        if h.subscriptions.contains_key(&track) {
+        if h.subscriptions.contains(&track) {
             return;
         }
         let stream_id = format!("p{}", track.participant);
@@ -524,7 +524,7 @@ impl WorkerCore {
                     return;
                 }
             };
-        h.subscriptions.insert(track, ());
+        h.subscriptions.insert(track);
         self.by_out_ssrc.insert(ssrc, track);
         self.source_worker.insert(track, source_worker);
         self.subs.entry(track).or_default().push(Subscription {
@@ -577,7 +577,7 @@ impl WorkerCore {
         }
     }
 
-    fn remove(&mut self, now: Instant, participant: ParticipantId) {
+    fn remove(&mut self, participant: ParticipantId) {
         let Some(mut h) = self.hosted.remove(&participant) else {
             return;
         };
@@ -590,7 +590,7 @@ impl WorkerCore {
         self.scheduled.retain(|k, _| k.0 != participant);
         self.by_addr.retain(|_, k| k.0 != participant);
         // Its subscriptions.
-        for track in h.subscriptions.keys() {
+        for track in &h.subscriptions {
             if let Some(list) = self.subs.get_mut(track) {
                 list.retain(|s| {
                     if s.subscriber == participant {
@@ -619,7 +619,6 @@ impl WorkerCore {
         }
         self.by_local_track.retain(|k, _| k.0 != participant);
         info!(participant, worker = self.index, "participant removed");
-        let _ = now;
     }
 
     /// Sends what the peers have left to say (DTLS close) before they go.
