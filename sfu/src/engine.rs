@@ -3,7 +3,7 @@
 //! of workers into commands for workers and notices for participants. It is
 //! not on the packet path.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use tracing::info;
 
@@ -113,6 +113,11 @@ struct Member {
     worker: usize,
     info: ParticipantInfo,
     ufrags: [String; 2],
+    /// Whether its signaling can take notices; until then it gets no subscriptions
+    /// (their offers would be lost).
+    ready: bool,
+    /// Tracks it is subscribed to.
+    subscribed: HashSet<TrackId>,
 }
 
 /// Rooms and participants of this process.
@@ -249,6 +254,8 @@ impl Engine {
                 worker,
                 info: info.clone(),
                 ufrags: [publish_ice.0.clone(), subscribe_ice.0.clone()],
+                ready: false,
+                subscribed: HashSet::new(),
             },
         );
         self.commands.push_back((
@@ -260,27 +267,54 @@ impl Engine {
             },
         ));
         let others = self.room_participants(room);
-        let r = self.rooms.entry(room.to_owned()).or_default();
-        r.participants.push(id);
-        let existing: Vec<TrackId> = r.tracks.keys().copied().collect();
-        for track in existing {
-            self.subscribe(room, id, track);
-        }
+        self.rooms
+            .entry(room.to_owned())
+            .or_default()
+            .participants
+            .push(id);
         self.notify_room(room, id, NoticeKind::ParticipantJoined(info));
         info!(participant = id, room, worker, "joined");
         Ok(Joined { id, others })
     }
 
+    /// The participant's signaling is ready for notices: subscribe it to
+    /// what the room publishes. Call once after [`Engine::join`].
+    pub fn ready(&mut self, id: ParticipantId) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        if m.ready {
+            return;
+        }
+        m.ready = true;
+        let room = m.room.clone();
+        let tracks: Vec<TrackId> = self
+            .rooms
+            .get(&room)
+            .map(|r| r.tracks.keys().copied().collect())
+            .unwrap_or_default();
+        for track in tracks {
+            self.subscribe(&room, id, track);
+        }
+    }
+
     fn subscribe(&mut self, room: &str, subscriber: ParticipantId, track: TrackId) {
-        let Some(worker) = self.worker_of(subscriber) else {
+        let Some(t) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.tracks.get(&track))
+            .cloned()
+        else {
             return;
         };
-        let Some(r) = self.rooms.get_mut(room) else {
+        let Some(m) = self.members.get_mut(&subscriber) else {
             return;
         };
-        let Some(t) = r.tracks.get(&track).cloned() else {
+        if !m.ready || track.participant == subscriber || !m.subscribed.insert(track) {
             return;
-        };
+        }
+        let worker = m.worker;
+        let r = self.rooms.get_mut(room).expect("checked above");
         let first_here = r.add_subscriber(track, worker);
         self.commands.push_back((
             worker,
@@ -315,11 +349,10 @@ impl Engine {
         };
         r.participants.retain(|&p| p != id);
         // Tracks it subscribed to: fewer subscribers on its worker.
-        let tracks: Vec<(TrackId, usize)> = r
-            .tracks
+        let tracks: Vec<(TrackId, usize)> = m
+            .subscribed
             .iter()
-            .filter(|(t, _)| t.participant != id)
-            .map(|(t, rt)| (*t, rt.source_worker))
+            .filter_map(|t| r.tracks.get(t).map(|rt| (*t, rt.source_worker)))
             .collect();
         for (track, source) in tracks {
             if r.remove_subscriber(track, m.worker) {
@@ -377,7 +410,11 @@ impl Engine {
             .filter(|&p| p != track.participant)
             .collect();
         for s in subscribers {
-            if let Some(w) = self.worker_of(s) {
+            let Some(m) = self.members.get_mut(&s) else {
+                continue;
+            };
+            if m.subscribed.remove(&track) {
+                let w = m.worker;
                 self.commands.push_back((
                     w,
                     Command::Unsubscribe {
@@ -539,6 +576,36 @@ mod tests {
     }
 
     #[test]
+    fn no_subscription_before_the_participant_is_ready() {
+        let mut e = Engine::new(EngineConfig::default(), 1);
+        let a = e.join("r", "a").unwrap().id;
+        e.ready(a);
+        e.handle_worker_event(WorkerEvent::TrackPublished {
+            track: TrackId {
+                participant: a,
+                index: 0,
+            },
+            kind: MediaKind::Audio,
+            codec: opus(),
+        });
+        let b = e.join("r", "b").unwrap().id;
+        let subscribes = |cmds: Vec<(usize, Command)>| {
+            cmds.into_iter()
+                .filter(|(_, c)| matches!(c, Command::Subscribe { .. }))
+                .count()
+        };
+        assert_eq!(subscribes(drain(&mut e)), 0);
+        // Leaving before ready must not disturb the subscriber counts.
+        e.leave(b);
+        let b = e.join("r", "b2").unwrap().id;
+        e.ready(b);
+        let cmds = drain(&mut e);
+        assert_eq!(subscribes(cmds), 1);
+        e.ready(b);
+        assert_eq!(subscribes(drain(&mut e)), 0, "ready is idempotent");
+    }
+
+    #[test]
     fn refuses_bad_names_and_full_rooms() {
         let mut e = Engine::new(
             EngineConfig {
@@ -570,6 +637,9 @@ mod tests {
         let a = e.join("r", "a").unwrap().id; // worker 0
         let b = e.join("r", "b").unwrap().id; // worker 1
         let c = e.join("r", "c").unwrap().id; // worker 0
+        // b is ready before the track appears, c after: both end up subscribed.
+        e.ready(a);
+        e.ready(b);
         drain(&mut e);
         let t = TrackId {
             participant: a,
@@ -580,6 +650,7 @@ mod tests {
             kind: MediaKind::Audio,
             codec: opus(),
         });
+        e.ready(c);
         let cmds = drain(&mut e);
         let subs: Vec<_> = cmds
             .iter()

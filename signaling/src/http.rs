@@ -25,6 +25,35 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 }
 
+/// A joined participant's outgoing queue, and the way to end its session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    /// Messages to the client.
+    pub tx: mpsc::Sender<ServerMsg>,
+    /// Woken when the client cannot keep up: the session closes.
+    pub kill: Arc<tokio::sync::Notify>,
+}
+
+/// Sessions by participant. Never held while calling into the engine: the
+/// engine's notices take this lock.
+pub type Sessions = Arc<Mutex<HashMap<ParticipantId, SessionHandle>>>;
+
+/// Delivers a notice to its participant's session. A client whose queue is
+/// full has stopped reading: its session is ended rather than left with a
+/// gap in its negotiation.
+pub fn deliver(sessions: &Sessions, dropped: &prometheus::IntCounter, n: sfu::Notice) {
+    let handle = sessions.lock().expect("sessions").get(&n.to).cloned();
+    match handle {
+        Some(h) => {
+            if h.tx.try_send(crate::ws::notice_to_msg(n.kind)).is_err() {
+                dropped.inc();
+                h.kill.notify_one();
+            }
+        }
+        None => dropped.inc(),
+    }
+}
+
 /// Shared state of the HTTP/WebSocket side.
 pub struct AppState {
     /// The configuration in force.
@@ -33,8 +62,8 @@ pub struct AppState {
     pub sfu: SfuHandle,
     /// Metrics.
     pub metrics: Metrics,
-    /// Each joined participant's outgoing queue.
-    pub sessions: Arc<Mutex<HashMap<ParticipantId, mpsc::Sender<ServerMsg>>>>,
+    /// Each joined participant's signaling session.
+    pub sessions: Sessions,
     /// HMAC secret of join tokens.
     pub token_secret: Vec<u8>,
     /// Set on SIGTERM: new joins are refused, `/readyz` fails.

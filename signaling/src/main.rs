@@ -8,11 +8,10 @@ mod protocol;
 mod tls;
 mod ws;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -132,7 +131,11 @@ fn init_logging(cfg: &Config) {
                 cfg.log.level
             ))
         });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if cfg.log.format == "json" {
         builder.json().init();
     } else {
@@ -216,21 +219,12 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let token_secret = token_secret(&cfg)?;
 
-    let sessions: Arc<
-        Mutex<HashMap<sfu::ParticipantId, tokio::sync::mpsc::Sender<protocol::ServerMsg>>>,
-    > = Arc::default();
+    let sessions: http::Sessions = Arc::default();
     let metrics = metrics::Metrics::new();
     let sink: sfu::runtime::NoticeSink = {
         let sessions = sessions.clone();
         let dropped = metrics.notices_dropped.clone();
-        Arc::new(move |n: sfu::Notice| {
-            let tx = sessions.lock().expect("sessions").get(&n.to).cloned();
-            if let Some(tx) = tx
-                && tx.try_send(ws::notice_to_msg(n.kind)).is_err()
-            {
-                dropped.inc();
-            }
-        })
+        Arc::new(move |n: sfu::Notice| http::deliver(&sessions, &dropped, n))
     };
     let sfu = sfu::runtime::start(
         sfu::runtime::MediaConfig {

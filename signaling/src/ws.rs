@@ -14,7 +14,7 @@ use tracing::{Instrument, debug, info_span};
 use sfu::{JoinError, MediaKind, NoticeKind, ParticipantId, Role as PcRoleSfu};
 
 use crate::auth::{self, Role};
-use crate::http::AppState;
+use crate::http::{AppState, SessionHandle};
 use crate::protocol::{self, ClientMsg, Kind, Participant, PcRole, ServerMsg};
 
 /// Outgoing messages queued per client; a client this far behind loses notices.
@@ -59,6 +59,11 @@ struct Joined {
 async fn session(mut socket: WebSocket, state: Arc<AppState>) {
     state.metrics.ws_connections.inc();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(CLIENT_QUEUE);
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let session_handle = SessionHandle {
+        tx: tx.clone(),
+        kill: kill.clone(),
+    };
     let mut joined: Option<Joined> = None;
     let mut bad = 0u32;
     loop {
@@ -83,7 +88,7 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
                 };
                 match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(msg) => {
-                        if let Some(reply) = handle(&state, &tx, &mut joined, msg) {
+                        if let Some(reply) = handle(&state, &session_handle, &mut joined, msg) {
                             if matches!(reply, ServerMsg::Error { .. }) {
                                 bad += 1;
                             }
@@ -104,6 +109,10 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
                     break;
                 }
             }
+            _ = kill.notified() => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1013, reason: "client too slow".into() }))).await;
+                break;
+            }
             Some(out) = rx.recv() => {
                 let text = serde_json::to_string(&out).expect("server messages serialise");
                 if socket.send(Message::Text(text.into())).await.is_err() {
@@ -122,7 +131,7 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
 /// Handles one well-formed message; returns the direct reply, if any.
 fn handle(
     state: &AppState,
-    tx: &mpsc::Sender<ServerMsg>,
+    session: &SessionHandle,
     joined: &mut Option<Joined>,
     msg: ClientMsg,
 ) -> Option<ServerMsg> {
@@ -133,7 +142,7 @@ fn handle(
                 room,
                 name,
                 token,
-            } => match join(state, tx, v, &room, &name, token.as_deref()) {
+            } => match join(state, session, v, &room, &name, token.as_deref()) {
                 Ok(j) => {
                     *joined = Some(j);
                     None
@@ -201,7 +210,7 @@ fn handle(
 
 fn join(
     state: &AppState,
-    tx: &mpsc::Sender<ServerMsg>,
+    session: &SessionHandle,
     v: Option<u32>,
     room: &str,
     name: &str,
@@ -283,7 +292,7 @@ fn join(
                 .collect();
             // The welcome goes first; only then may notices reach this client.
             // (The engine's notices take the sessions lock: never hold it around `control`.)
-            let _ = tx.try_send(ServerMsg::Welcome {
+            let _ = session.tx.try_send(ServerMsg::Welcome {
                 v: protocol::VERSION,
                 room: room.to_owned(),
                 participant_id: protocol::participant_id(j.id),
@@ -293,7 +302,9 @@ fn join(
                 .sessions
                 .lock()
                 .expect("sessions")
-                .insert(j.id, tx.clone());
+                .insert(j.id, session.clone());
+            // Only now may subscriptions start: their offers have somewhere to go.
+            state.sfu.control(|e| e.ready(j.id));
             Ok(Joined { id: j.id, role })
         }
         Err(JoinError::RoomFull(n)) => refuse(

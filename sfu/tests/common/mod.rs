@@ -197,6 +197,7 @@ impl Sim {
         publish
             .set_local_description(self.now, offer.clone())
             .unwrap();
+        self.engine.ready(joined.id);
         self.engine.publish_offer(joined.id, offer.sdp);
         self.clients.push(Client {
             id: joined.id,
