@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# kaigi's one test command: formatting, lints, unit tests, release build, end-to-end browser tests
+# (UDP and ICE-TCP) and interop tests.
+#
+#   sudo ./scripts/test.sh        (or as root: ./scripts/test.sh)
+#
+# On a fresh Debian 12 machine with the Rust toolchain, python3 and node/npm it installs what it
+# needs (Debian packages, npm packages for tests/e2e) the first time; later runs skip that.
+# Stops at the first failing step. Honours CARGO_TARGET_DIR; CI=true makes the output compact.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh must run as root (network namespaces, firewall rules, apt): sudo ./scripts/test.sh" >&2
+  exit 2
+fi
+
+CI_MODE=false
+if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then CI_MODE=true; fi
+if $CI_MODE; then
+  export CARGO_TERM_COLOR=never CARGO_TERM_PROGRESS_WHEN=never NO_COLOR=1
+fi
+
+# Under sudo, the invoking user's rustup toolchain may not be on root's PATH.
+if ! command -v cargo >/dev/null 2>&1; then
+  for home in "${HOME:-/root}" "$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)"; do
+    if [ -n "$home" ] && [ -x "$home/.cargo/bin/cargo" ]; then
+      export PATH="$home/.cargo/bin:$PATH"
+      [ -n "${RUSTUP_HOME:-}" ] || [ ! -d "$home/.rustup" ] || export RUSTUP_HOME="$home/.rustup"
+      [ -n "${CARGO_HOME:-}" ] || export CARGO_HOME="$home/.cargo"
+      break
+    fi
+  done
+fi
+
+TARGET=${CARGO_TARGET_DIR:-target}
+case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
+export KAIGI_BIN="$TARGET/release/kaigi"
+LOG_DIR="$TARGET/test-logs"
+mkdir -p "$LOG_DIR"
+
+Q=()
+if $CI_MODE; then Q=(--quiet); fi
+
+passed=0
+started=$SECONDS
+
+header() {
+  echo
+  echo "==== $* ===="
+}
+
+# step NAME COMMAND...: runs COMMAND with errexit on; stops everything on failure.
+step() {
+  local name=$1 t0=$SECONDS rc
+  shift
+  header "$name"
+  set +e
+  (
+    set -e
+    "$@"
+  )
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    echo "---- FAILED: $name (exit $rc, $((SECONDS - t0)) s) ----"
+    echo "$passed passed, 1 failed"
+    exit "$rc"
+  fi
+  passed=$((passed + 1))
+  echo "---- ok: $name ($((SECONDS - t0)) s) ----"
+}
+
+# --- setup: Debian packages and npm packages, installed only when missing -------------------------
+APT_PACKAGES=(chromium chromium-driver libopus-dev pkg-config iptables iproute2 python3-venv)
+
+install_apt() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    echo "Debian packages: all present"
+    return 0
+  fi
+  echo "Debian packages: installing ${missing[*]}"
+  local log="$LOG_DIR/apt.log"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "apt-get failed (full log: $log)" >&2
+    return 1
+  fi
+}
+
+install_npm() {
+  local dir="$ROOT/tests/e2e" sum stamp
+  sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  stamp="$dir/node_modules/.kaigi-lock-sha256"
+  if [ -f "$dir/node_modules/playwright-core/package.json" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+    echo "npm packages (tests/e2e): up to date"
+    return 0
+  fi
+  echo "npm packages (tests/e2e): npm ci"
+  local log="$LOG_DIR/npm.log"
+  if ! (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "npm ci failed (full log: $log)" >&2
+    return 1
+  fi
+  echo "$sum" >"$stamp"
+}
+
+setup() {
+  local tool
+  for tool in cargo node npm python3; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool: install it first" >&2; return 1; }
+  done
+  install_apt
+  install_npm
+}
+
+header "setup"
+set +e
+(
+  set -e
+  setup
+)
+rc=$?
+set -e
+if [ "$rc" -ne 0 ]; then
+  echo "---- FAILED: setup (exit $rc) ----"
+  echo "0 passed, 1 failed"
+  exit "$rc"
+fi
+
+# --- the suites ---------------------------------------------------------------------------------
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy "${Q[@]}" --workspace --all-targets -- -D warnings
+step "cargo test" cargo test "${Q[@]}" --workspace
+step "cargo build --release -p kaigi" cargo build "${Q[@]}" --release -p kaigi
+step "e2e: 3 browsers over UDP" bash tests/e2e/run.sh udp
+step "e2e: 3 browsers over ICE-TCP (UDP blocked)" bash tests/e2e/run.sh tcp
+
+if [ -f tests/interop/run.sh ]; then
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  interop=(unshare -n bash -c 'ip link set lo up; if [ -x tests/interop/run.sh ]; then exec tests/interop/run.sh; else exec bash tests/interop/run.sh; fi')
+  step "interop (private network namespace)" "${interop[@]}"
+else
+  header "interop"
+  echo "tests/interop/run.sh not present: skipped"
+fi
+
+echo
+echo "all steps passed in $((SECONDS - started)) s"
+echo "$passed passed, 0 failed"

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# End-to-end browser test: kaigi + three headless Chromium participants, all inside a private
+# network namespace that has nothing but loopback.
+#
+# Usage (as root): tests/e2e/run.sh [udp|tcp]
+#   udp  (default) media over UDP; every selected ICE candidate pair must be UDP
+#   tcp  UDP to and from kaigi's ports is dropped by the firewall; media must go over ICE-TCP
+#
+# Environment:
+#   KAIGI_BIN          server binary (default: ${CARGO_TARGET_DIR:-target}/release/kaigi)
+#   KAIGI_EXTRA_ARGS   extra arguments appended to kaigi's command line (e.g. "--web-dir web-client")
+#   KAIGI_HTTP_PORT    HTTPS port (default 18443)
+#   KAIGI_MEDIA_PORT   media port, UDP and ICE-TCP (default 11000)
+#   KAIGI_E2E_ARTIFACTS  folder for kaigi.log, results.json and failure dumps
+#                      (default: ${CARGO_TARGET_DIR:-target}/e2e/MODE)
+#   KAIGI_E2E_OUT      results JSON (default: $KAIGI_E2E_ARTIFACTS/results.json)
+#   RUST_LOG           kaigi's log filter (default info)
+set -euo pipefail
+
+MODE=${1:-udp}
+case "$MODE" in
+  udp | tcp) ;;
+  *) echo "usage: $0 [udp|tcp]" >&2; exit 2 ;;
+esac
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests/e2e/run.sh: must run as root (it makes a network namespace and firewall rules)" >&2
+  exit 2
+fi
+
+# Re-exec in a private network namespace: only `lo`, so nothing can use a real interface.
+if [ "${KAIGI_E2E_IN_NETNS:-}" != "$MODE" ]; then
+  exec env KAIGI_E2E_IN_NETNS="$MODE" unshare -n -- bash "$SELF" "$@"
+fi
+
+say() { echo "[e2e:$MODE] $*"; }
+die() { echo "[e2e:$MODE] ERROR: $*" >&2; exit 1; }
+
+ip link set lo up
+others=$(ip -o link show | awk -F': ' '$2 != "lo" {print $2}')
+[ -z "$others" ] || die "network namespace is not private (has: $others)"
+
+TARGET=${CARGO_TARGET_DIR:-target}
+case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
+KAIGI_BIN=${KAIGI_BIN:-$TARGET/release/kaigi}
+HTTP_PORT=${KAIGI_HTTP_PORT:-18443}
+MEDIA_PORT=${KAIGI_MEDIA_PORT:-11000}
+ART=${KAIGI_E2E_ARTIFACTS:-$TARGET/e2e/$MODE}
+mkdir -p "$ART"
+ART=$(cd "$ART" && pwd)
+rm -f "$ART"/kaigi.log "$ART"/metrics.txt "$ART"/results.json "$ART"/meeting-* "$ART"/language-* "$ART"/page-*.log
+OUT=${KAIGI_E2E_OUT:-$ART/results.json}
+
+[ -x "$KAIGI_BIN" ] || die "no server binary at $KAIGI_BIN (cargo build --release -p kaigi, or set KAIGI_BIN)"
+command -v node >/dev/null || die "node is not installed"
+[ -x /usr/bin/chromium ] || [ -n "${KAIGI_CHROMIUM:-}" ] || die "/usr/bin/chromium is missing (apt-get install chromium)"
+[ -f "$HERE/node_modules/playwright-core/package.json" ] || die "playwright-core missing: run 'npm ci' in tests/e2e"
+
+# --- tcp mode: drop every UDP datagram to or from kaigi's ports -----------------------------------
+UDP_LO=$MEDIA_PORT
+UDP_HI=$((MEDIA_PORT + 99)) # room for a server that spreads media over a few ports
+block_udp() {
+  local range="$UDP_LO:$UDP_HI" ok=""
+  if command -v iptables >/dev/null 2>&1; then
+    if iptables -w -A INPUT -p udp --dport "$range" -j DROP 2>/dev/null &&
+      iptables -w -A INPUT -p udp --sport "$range" -j DROP &&
+      iptables -w -A INPUT -p udp --dport "$HTTP_PORT" -j DROP &&
+      iptables -w -A INPUT -p udp --sport "$HTTP_PORT" -j DROP; then
+      ok=iptables
+      if command -v ip6tables >/dev/null 2>&1; then
+        ip6tables -w -A INPUT -p udp --dport "$range" -j DROP 2>/dev/null || true
+        ip6tables -w -A INPUT -p udp --sport "$range" -j DROP 2>/dev/null || true
+      fi
+    fi
+  fi
+  if [ -z "$ok" ] && command -v nft >/dev/null 2>&1; then
+    if nft -f - <<EOF; then
+table inet kaigi_e2e {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    udp dport { $UDP_LO-$UDP_HI, $HTTP_PORT } drop
+    udp sport { $UDP_LO-$UDP_HI, $HTTP_PORT } drop
+  }
+}
+EOF
+      ok=nft
+    fi
+  fi
+  [ -n "$ok" ] || die "could not install a UDP block: neither iptables nor nft worked (apt-get install iptables)"
+  say "UDP to/from ports $UDP_LO-$UDP_HI and $HTTP_PORT dropped ($ok)"
+}
+
+# Proves the block: UDP to and from the media port is lost, UDP elsewhere and TCP on it still work.
+verify_udp_block() {
+  python3 - "$MEDIA_PORT" "$UDP_HI" <<'EOF'
+import socket, sys
+media, hi = int(sys.argv[1]), int(sys.argv[2])
+def udp(src, dst):
+    r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(("127.0.0.1", dst)); r.settimeout(0.5)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", src))
+    for _ in range(3): s.sendto(b"probe", ("127.0.0.1", r.getsockname()[1]))
+    try: r.recv(100); got = True
+    except socket.timeout: got = False
+    r.close(); s.close(); return got
+def tcp(port):
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("127.0.0.1", port)); l.listen(1)
+    c = socket.create_connection(("127.0.0.1", port), timeout=2); a, _ = l.accept(); c.sendall(b"x"); ok = a.recv(1) == b"x"
+    for x in (a, c, l): x.close()
+    return ok
+control = hi + 1000
+fails = []
+if udp(0, media): fails.append(f"UDP to port {media} still arrives")
+if udp(media, 0): fails.append(f"UDP from port {media} still arrives")
+if not udp(0, control): fails.append(f"control: UDP to unblocked port {control} does not arrive")
+if not tcp(media): fails.append(f"TCP on port {media} is blocked too")
+if fails: sys.exit("UDP block check failed: " + "; ".join(fails))
+print(f"[e2e:tcp] verified: UDP to/from {media} dropped, UDP to {control} delivered, TCP on {media} open")
+EOF
+}
+
+if [ "$MODE" = tcp ]; then
+  block_udp
+  verify_udp_block || die "the UDP block does not work"
+fi
+
+# --- kaigi -------------------------------------------------------------------------------------
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/kaigi-e2e-data.XXXXXX")
+KPID=""
+# shellcheck disable=SC2317 # runs from the EXIT trap
+cleanup() {
+  if [ -n "$KPID" ] && kill -0 "$KPID" 2>/dev/null; then
+    kill -TERM "$KPID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$KPID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$KPID" 2>/dev/null || true
+    wait "$KPID" 2>/dev/null || true
+  fi
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+EXTRA=()
+if [ -n "${KAIGI_EXTRA_ARGS:-}" ]; then read -r -a EXTRA <<<"$KAIGI_EXTRA_ARGS"; fi
+say "starting $KAIGI_BIN (https 127.0.0.1:$HTTP_PORT, media 127.0.0.1:$MEDIA_PORT udp+tcp)${EXTRA[*]:+ with ${EXTRA[*]}}"
+RUST_LOG=${RUST_LOG:-info} "$KAIGI_BIN" --bind 127.0.0.1 --public-ip 127.0.0.1 \
+  --http-port "$HTTP_PORT" --media-port "$MEDIA_PORT" --data-dir "$DATA" "${EXTRA[@]}" \
+  >"$ART/kaigi.log" 2>&1 &
+KPID=$!
+
+server_log_tail() {
+  echo "[e2e:$MODE] --- last lines of $ART/kaigi.log ---" >&2
+  tail -n "${1:-60}" "$ART/kaigi.log" >&2 || true
+}
+
+URL="https://127.0.0.1:$HTTP_PORT"
+if ! node "$HERE/http-get.mjs" "$URL/healthz" --wait 30 --pid "$KPID" >/dev/null; then
+  server_log_tail
+  die "kaigi did not become healthy"
+fi
+say "kaigi (pid $KPID) is healthy"
+
+set +e
+env KAIGI_URL="$URL" KAIGI_EXPECT_TRANSPORT="$MODE" KAIGI_E2E_MODE="$MODE" \
+  KAIGI_E2E_OUT="$OUT" KAIGI_E2E_ARTIFACTS="$ART" KAIGI_PID="$KPID" KAIGI_CLK_TCK="$(getconf CLK_TCK)" \
+  KAIGI_MEDIA_PORT="$MEDIA_PORT" \
+  node --test --test-reporter=spec "$HERE/meeting.test.mjs"
+status=$?
+set -e
+
+node "$HERE/http-get.mjs" "$URL/metrics" --out "$ART/metrics.txt" 2>/dev/null || true
+if ! kill -0 "$KPID" 2>/dev/null; then
+  say "kaigi exited during the test"
+  status=1
+fi
+
+if [ -f "$OUT" ]; then
+  # shellcheck disable=SC2016 # JavaScript, not shell
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const m = (r.tests && r.tests.meeting) || {};
+    const f = m.joinToFirstFrameMs;
+    if (f) console.log(`[e2e:${r.mode}] join -> first remote frame: p2 ${f.p2} ms, p3 ${f.p3} ms`);
+    if (m.kaigiCpu) console.log(`[e2e:${r.mode}] kaigi CPU, 3 participants: ${m.kaigiCpu.percentOfOneCore}% of one core over ${m.kaigiCpu.windowSeconds} s`);
+    if (m.leaveToTwoTilesMs != null) console.log(`[e2e:${r.mode}] leave -> 2 tiles: ${m.leaveToTwoTilesMs} ms`);
+  ' "$OUT" || true
+  say "results: $OUT"
+fi
+
+if [ "$status" -ne 0 ]; then
+  server_log_tail 80
+  say "FAILED (artifacts in $ART)"
+fi
+exit "$status"
