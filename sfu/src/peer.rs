@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use rtc::interceptor::Registry;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -34,13 +35,66 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 pub use rtc::rtp::Packet as RtpPacket;
 
 use crate::MediaKind;
+
+/// Where the keyframe-request tap sits in the interceptor chain (after the built-in ones).
+const KEYFRAME_TAP_SLOT: usize = 9_500;
+
+/// Lets inbound keyframe requests (PLI, FIR) through to kaigi. The stack's
+/// interceptor chain ends inbound RTCP at its terminus unless a packet is
+/// marked for the application; an SFU must relay these to the publisher.
+#[derive(Default)]
+struct KeyframeRequestTap {
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet
+            && packets.iter().any(|p| {
+                let any = p.as_any();
+                any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+            })
+        {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestTap {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
 
 /// Why a peer operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -166,8 +220,9 @@ impl Peer {
     ) -> Result<RTCPeerConnection, PeerError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().map_err(rtc_err)?;
-        let registry =
-            register_default_interceptors(Registry::new(), &mut media_engine).map_err(rtc_err)?;
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+            .map_err(rtc_err)?
+            .with(Slot::from(KEYFRAME_TAP_SLOT), KeyframeRequestTap::default());
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(ufrag, pwd)
@@ -350,7 +405,13 @@ impl Peer {
                 ..Default::default()
             }],
         );
-        self.pc.add_track(track).map_err(rtc_err)
+        let sender = self.pc.add_track(track).map_err(rtc_err)?;
+        // kaigi never receives on a subscribe peer: say so, and a removed
+        // track's m-section becomes inactive rather than recvonly.
+        if let Some(mut t) = self.pc.rtp_transceiver(sender.into()) {
+            t.set_direction(RTCRtpTransceiverDirection::Sendonly);
+        }
+        Ok(sender)
     }
 
     /// Removes an outgoing track; its m-section goes inactive at the next offer.

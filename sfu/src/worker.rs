@@ -730,7 +730,18 @@ impl WorkerCore {
                     self.keyframe_request_remote(now, track);
                 }
             }
-            PeerEvent::Connected => self.event(WorkerEvent::Connected { participant, role }),
+            PeerEvent::Connected => {
+                // Keyframes asked for before the subscriber could receive were lost.
+                if role == Role::Subscribe
+                    && let Some(h) = self.hosted.get(&participant)
+                {
+                    let tracks: Vec<TrackId> = h.subscriptions.iter().copied().collect();
+                    for t in tracks {
+                        self.keyframe_request_remote(now, t);
+                    }
+                }
+                self.event(WorkerEvent::Connected { participant, role })
+            }
             PeerEvent::Failed => self.event(WorkerEvent::Failed { participant, role }),
         }
     }

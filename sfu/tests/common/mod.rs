@@ -49,6 +49,8 @@ pub struct Client {
     /// msid stream id → packets received, and the payloads seen, by kind.
     pub received: HashMap<String, [u64; 2]>,
     pub track_streams: HashMap<String, String>,
+    /// Receivers of the subscribe side: (receiver, ssrc, msid stream id).
+    pub remote_tracks: Vec<(rtc::rtp_transceiver::RTCRtpReceiverId, u32, String)>,
     pub connected: [bool; 2],
     pub notices: Vec<NoticeKind>,
     pub seq: [u16; 2],
@@ -209,6 +211,7 @@ impl Sim {
             senders,
             received: HashMap::new(),
             track_streams: HashMap::new(),
+            remote_tracks: Vec::new(),
             connected: [false, false],
             notices: Vec::new(),
             seq: [0, 0],
@@ -394,6 +397,10 @@ impl Sim {
                     }
                     RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                         let stream = init.stream_ids.first().cloned().unwrap_or_default();
+                        if k == 1 {
+                            c.remote_tracks
+                                .push((init.receiver_id, init.ssrc, stream.clone()));
+                        }
                         c.track_streams.insert(init.track_id, stream);
                     }
                     _ => {}
@@ -448,6 +455,29 @@ impl Sim {
                     message: f.data,
                 });
                 return;
+            }
+        }
+    }
+
+    /// Client `i` asks kaigi for a keyframe of every stream it receives from `from` (a PLI).
+    pub fn request_keyframe(&mut self, i: usize, from: usize) {
+        let stream = format!("p{}", self.clients[from].id);
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let pc = c.subscribe.as_mut().expect("subscribed");
+        for (receiver, ssrc, s) in c.remote_tracks.clone() {
+            if s == stream
+                && let Some(mut r) = pc.rtp_receiver(receiver)
+            {
+                let _ = r.write_rtcp(
+                    now,
+                    vec![Box::new(
+                        rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                            sender_ssrc: 1,
+                            media_ssrc: ssrc,
+                        },
+                    )],
+                );
             }
         }
     }
