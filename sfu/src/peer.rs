@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::interceptor::Registry;
@@ -226,6 +226,13 @@ impl Peer {
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(ufrag, pwd)
+            // Browsers check consent every 5 s ± 20% (RFC 7675): 5 s of silence is no
+            // disconnection. 12 s + 18 s ends a dead peer after the RFC's 30 s.
+            .with_ice_timeouts(
+                Some(Duration::from_secs(12)),
+                Some(Duration::from_secs(18)),
+                Some(Duration::from_secs(2)),
+            )
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .build();
         let mut config = RTCConfigurationBuilder::new();
