@@ -36,7 +36,7 @@ const median = a => { const s = [...a].sort((x, y) => x - y); return s[Math.floo
 const joins = rows.flatMap(r => r.join_to_first_frame_ms);
 const summary = {
   date: new Date().toISOString(), commit, machine,
-  scenario: '3 headless Chromium participants (fake 640x480 camera + microphone), one room, loopback in a private network namespace',
+  scenario: '3 headless Chromium participants (Chromium's fake camera and microphone), one room, loopback in a private network namespace',
   join_to_first_frame_ms: { median: median(joins), min: Math.min(...joins), max: Math.max(...joins), samples: joins.length },
   kaigi_cpu_percent_of_one_core: { median: median(rows.map(r => r.kaigi_cpu_percent_of_one_core)),
                                    max: Math.max(...rows.map(r => r.kaigi_cpu_percent_of_one_core)) },
