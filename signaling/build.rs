@@ -14,6 +14,8 @@ fn main() {
         let mut files: Vec<_> = entries
             .filter_map(Result::ok)
             .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            // Notes for developers stay in the source tree.
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".md"))
             .collect();
         files.sort_by_key(|e| e.file_name());
         for e in files {

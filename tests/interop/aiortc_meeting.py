@@ -953,6 +953,10 @@ def main(argv: list[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    if not args.verbose:
+        # A receiver joining mid-stream fails to decode the frames before its first
+        # keyframe; aiortc warns once per frame. Those frames are counted, not lost.
+        logging.getLogger("aiortc.rtcrtpreceiver").setLevel(logging.ERROR)
     patch_loopback(args.host_address)
     install_rtp_counters()
     import aiortc
