@@ -955,7 +955,7 @@ def main(argv: list[str]) -> int:
     )
     if not args.verbose:
         # A receiver joining mid-stream fails to decode the frames before its first
-        # keyframe; aiortc warns once per frame. Those frames are counted, not lost.
+        # keyframe; aiortc warns once per frame. The test counts decoded frames only.
         logging.getLogger("aiortc.rtcrtpreceiver").setLevel(logging.ERROR)
     patch_loopback(args.host_address)
     install_rtp_counters()
