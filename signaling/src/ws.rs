@@ -26,7 +26,11 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
-            let span = info_span!("ws");
+            let span = info_span!(
+                "ws",
+                room = tracing::field::Empty,
+                participant = tracing::field::Empty
+            );
             session(socket, state).instrument(span)
         })
 }
@@ -303,6 +307,9 @@ fn join(
                 .lock()
                 .expect("sessions")
                 .insert(j.id, session.clone());
+            tracing::Span::current()
+                .record("room", room)
+                .record("participant", j.id);
             // Only now may subscriptions start: their offers have somewhere to go.
             state.sfu.control(|e| e.ready(j.id));
             Ok(Joined { id: j.id, role })
