@@ -20,6 +20,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbound
 use tracing::{debug, info, warn};
 
 use crate::engine::{Engine, EngineConfig, Notice, Route};
+use crate::net::batch::{BATCH, UdpBatch};
 use crate::net::demux::{PacketClass, classify, stun_local_ufrag};
 use crate::net::framing::{FrameDecoder, frame_into};
 use crate::peer::{Endpoint, PeerConfig, Transmit, Transport};
@@ -49,6 +50,8 @@ pub type NoticeSink = Arc<dyn Fn(Notice) + Send + Sync>;
 
 /// The largest datagram accepted on the media port.
 const MAX_DATAGRAM: usize = 1500;
+/// Kernel buffer asked for on the media socket, each direction.
+const SOCKET_BUFFER: usize = 8 << 20;
 /// Queue depth of each worker's data channel.
 const WORKER_QUEUE: usize = 16384;
 /// Queue depth of one ICE-TCP connection's writer.
@@ -155,7 +158,7 @@ impl SfuHandle {
 
 /// Binds the media port and starts the threads.
 pub fn start(cfg: MediaConfig, sink: NoticeSink, seed: u64) -> io::Result<SfuHandle> {
-    let udp = UdpSocket::bind(SocketAddr::new(cfg.bind, cfg.port))?;
+    let udp = bind_udp(SocketAddr::new(cfg.bind, cfg.port))?;
     udp.set_read_timeout(Some(Duration::from_millis(200)))?;
     let local_udp = udp.local_addr()?;
     let tcp = if cfg.tcp {
@@ -251,6 +254,18 @@ pub fn start(cfg: MediaConfig, sink: NoticeSink, seed: u64) -> io::Result<SfuHan
     })
 }
 
+/// Binds the media socket with large kernel buffers: a worker's batch of
+/// sends and a burst of arrivals must not overflow them.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.[rw]mem_max.
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
 fn run_worker(
     mut core: WorkerCore,
     ctl: Receiver<CtlInput>,
@@ -266,6 +281,7 @@ fn run_worker(
         } => core.handle_datagram(Instant::now(), from, transport, data),
         DataInput::Msg(m) => core.handle_msg(Instant::now(), m),
     };
+    let mut batch = UdpBatch::new();
     loop {
         let deadline = core
             .poll_timeout()
@@ -298,14 +314,25 @@ fn run_worker(
         if core.poll_timeout().is_some_and(|t| t <= now) {
             core.handle_timeout(now);
         }
-        flush(&mut core, &events, &shared);
+        flush(&mut core, &events, &shared, &mut batch);
     }
 }
 
-fn flush(core: &mut WorkerCore, events: &Sender<WorkerEvent>, shared: &Shared) {
+fn flush(
+    core: &mut WorkerCore,
+    events: &Sender<WorkerEvent>,
+    shared: &Shared,
+    batch: &mut UdpBatch,
+) {
     while let Some(out) = core.poll_output() {
         match out {
-            Output::Transmit(t) => send(shared, core.stats(), t),
+            Output::Transmit(t) if t.transport == Transport::Udp => {
+                batch.push(t.to, t.data);
+                if batch.len() >= 4 * BATCH {
+                    send_batch(shared, core.stats(), batch);
+                }
+            }
+            Output::Transmit(t) => send_tcp(shared, core.stats(), t),
             Output::ToWorker(w, msg) => match shared.data[w].try_send(DataInput::Msg(msg)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => core.stats().dropped(DropReason::QueueFull),
@@ -316,26 +343,27 @@ fn flush(core: &mut WorkerCore, events: &Sender<WorkerEvent>, shared: &Shared) {
             }
         }
     }
+    if !batch.is_empty() {
+        send_batch(shared, core.stats(), batch);
+    }
 }
 
-fn send(shared: &Shared, stats: &WorkerStats, t: Transmit) {
-    match t.transport {
-        Transport::Udp => {
-            if shared.udp.send_to(&t.data, t.to).is_err() {
-                stats.dropped(DropReason::SendFailed);
+fn send_batch(shared: &Shared, stats: &WorkerStats, batch: &mut UdpBatch) {
+    let f = batch.flush(&shared.udp);
+    for _ in 0..f.failed {
+        stats.dropped(DropReason::SendFailed);
+    }
+}
+
+fn send_tcp(shared: &Shared, stats: &WorkerStats, t: Transmit) {
+    let conns = shared.tcp_conns.read().expect("tcp lock");
+    match conns.get(&t.to) {
+        Some(tx) => {
+            if tx.try_send(t.data.to_vec()).is_err() {
+                stats.dropped(DropReason::QueueFull);
             }
         }
-        Transport::Tcp => {
-            let conns = shared.tcp_conns.read().expect("tcp lock");
-            match conns.get(&t.to) {
-                Some(tx) => {
-                    if tx.try_send(t.data.to_vec()).is_err() {
-                        stats.dropped(DropReason::QueueFull);
-                    }
-                }
-                None => stats.dropped(DropReason::SendFailed),
-            }
-        }
+        None => stats.dropped(DropReason::SendFailed),
     }
 }
 

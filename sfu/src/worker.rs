@@ -237,6 +237,8 @@ pub struct WorkerCore {
     timers: BinaryHeap<Reverse<(Instant, ParticipantId, bool)>>,
     scheduled: HashMap<PeerKey, Instant>,
     out: VecDeque<Output>,
+    /// Subscribers touched by the packet being forwarded (kept to reuse its allocation).
+    scratch: Vec<ParticipantId>,
 }
 
 impl WorkerCore {
@@ -258,6 +260,7 @@ impl WorkerCore {
             timers: BinaryHeap::new(),
             scheduled: HashMap::new(),
             out: VecDeque::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -636,27 +639,28 @@ impl WorkerCore {
 
     /// Drains a peer after it was touched: transmits, events, its next timer.
     fn after_peer(&mut self, now: Instant, key: PeerKey) {
-        let mut events = Vec::new();
-        let Some(peer) = self.peer_mut(key) else {
+        // Split borrows: the peer lives in `hosted`, its output goes to `out`.
+        let Some(h) = self.hosted.get_mut(&key.0) else {
             return;
         };
-        let mut transmits = Vec::new();
+        let peer = match key.1 {
+            Role::Publish => match h.publish.as_mut() {
+                Some(p) => p,
+                None => return,
+            },
+            Role::Subscribe => &mut h.subscribe,
+        };
         while let Some(t) = peer.poll_transmit() {
-            transmits.push(t);
-        }
-        while let Some(ev) = peer.poll_event() {
-            events.push(ev);
-        }
-        let deadline = peer.poll_timeout();
-        for t in transmits {
             WorkerStats::add(&self.stats.packets_out, 1);
             WorkerStats::add(&self.stats.bytes_out, t.data.len() as u64);
             self.out.push_back(Output::Transmit(t));
         }
+        let deadline = peer.poll_timeout();
         if let Some(d) = deadline {
             self.schedule(key, d);
         }
-        for ev in events {
+        // Events may touch other peers (a packet fans out): handle them one at a time.
+        while let Some(ev) = self.peer_mut(key).and_then(Peer::poll_event) {
             self.peer_event(now, key, ev);
         }
     }
@@ -779,7 +783,9 @@ impl WorkerCore {
         let Some(list) = self.subs.get(&track) else {
             return;
         };
-        let mut touched = Vec::with_capacity(list.len());
+        // A reused list: no allocation per forwarded packet.
+        let mut touched = std::mem::take(&mut self.scratch);
+        touched.clear();
         for s in list {
             let Some(out) = s.rewrite(packet) else {
                 self.stats.dropped(DropReason::NotNegotiated);
@@ -803,9 +809,10 @@ impl WorkerCore {
                 }
             }
         }
-        for p in touched {
+        for &p in &touched {
             self.after_peer(now, (p, Role::Subscribe));
         }
+        self.scratch = touched;
     }
 
     /// A subscriber hosted here needs a keyframe of `track`, wherever it is published.

@@ -128,6 +128,7 @@ impl Sim {
             engine: Engine::new(
                 EngineConfig {
                     workers,
+                    max_participants_per_room: 10_000,
                     ..Default::default()
                 },
                 42,
@@ -153,6 +154,15 @@ impl Sim {
 
     /// A client joins `room` and publishes one Opus and one VP8 track.
     pub fn join(&mut self, room: &str, name: &str) -> usize {
+        self.join_with(room, name, true)
+    }
+
+    /// A client joins `room` and only watches (never offers to publish).
+    pub fn join_viewer(&mut self, room: &str, name: &str) -> usize {
+        self.join_with(room, name, false)
+    }
+
+    fn join_with(&mut self, room: &str, name: &str, publishes: bool) -> usize {
         let joined = self.engine.join(room, name).expect("join");
         let publish_addr = self.alloc_addr();
         let subscribe_addr = self.alloc_addr();
@@ -200,7 +210,9 @@ impl Sim {
             .set_local_description(self.now, offer.clone())
             .unwrap();
         self.engine.ready(joined.id);
-        self.engine.publish_offer(joined.id, offer.sdp);
+        if publishes {
+            self.engine.publish_offer(joined.id, offer.sdp);
+        }
         self.clients.push(Client {
             id: joined.id,
             name: name.to_owned(),
@@ -457,6 +469,38 @@ impl Sim {
                 return;
             }
         }
+    }
+
+    /// `count` encrypted video datagrams from publisher `i` to kaigi, made now
+    /// (for benchmarks: the client's encryption is not what is measured).
+    pub fn publisher_datagrams(
+        &mut self,
+        i: usize,
+        count: usize,
+        payload: usize,
+    ) -> Vec<(SocketAddr, BytesMut)> {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let &(sender, ssrc, pt, _) = c.senders.iter().find(|s| s.3).expect("a video sender");
+        let body = Bytes::from(vec![0x5au8; payload]);
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            c.seq[1] = c.seq[1].wrapping_add(1);
+            let mut p = rtc::rtp::packet::Packet::default();
+            p.header.version = 2;
+            p.header.ssrc = ssrc;
+            p.header.payload_type = pt;
+            p.header.sequence_number = c.seq[1];
+            p.header.timestamp = c.seq[1] as u32 * 3000;
+            p.payload = body.clone();
+            if let Some(mut s) = c.publish.rtp_sender(sender) {
+                let _ = s.write_rtp(now, p);
+            }
+            while let Some(m) = c.publish.poll_write() {
+                out.push((c.publish_addr, m.message));
+            }
+        }
+        out
     }
 
     /// Client `i` asks kaigi for a keyframe of every stream it receives from `from` (a PLI).
