@@ -10,7 +10,7 @@
 //! [`crate::runtime`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -209,10 +209,16 @@ struct Hosted {
     /// How many tracks this participant has published (for track indices).
     next_track: u32,
     /// Tracks this participant subscribes to.
-    subscriptions: HashSet<TrackId>,
+    subscriptions: FastSet<TrackId>,
 }
 
 type PeerKey = (ParticipantId, Role);
+
+/// Maps on the packet path hash with Fx, not SipHash: their keys are ids
+/// kaigi assigns, or addresses that passed an ICE check, so flooding them
+/// with collisions is not open to a stranger.
+type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
+type FastSet<K> = rustc_hash::FxHashSet<K>;
 
 /// The state of one media worker.
 pub struct WorkerCore {
@@ -220,22 +226,22 @@ pub struct WorkerCore {
     cfg: PeerConfig,
     stats: Arc<WorkerStats>,
     rng: Rng,
-    hosted: HashMap<ParticipantId, Hosted>,
+    hosted: FastMap<ParticipantId, Hosted>,
     by_ufrag: HashMap<String, PeerKey>,
-    by_addr: HashMap<(SocketAddr, Transport), PeerKey>,
+    by_addr: FastMap<(SocketAddr, Transport), PeerKey>,
     /// Tracks published by participants hosted here.
-    published: HashMap<TrackId, PublishedTrack>,
+    published: FastMap<TrackId, PublishedTrack>,
     /// (publisher, stack track id) → track, for incoming packets.
-    by_local_track: HashMap<(ParticipantId, String), TrackId>,
+    by_local_track: FastMap<(ParticipantId, String), TrackId>,
     /// Subscriptions hosted here, by track.
-    subs: HashMap<TrackId, Vec<Subscription>>,
+    subs: FastMap<TrackId, Vec<Subscription>>,
     /// Where each track's publisher lives (for keyframe requests).
-    source_worker: HashMap<TrackId, usize>,
+    source_worker: FastMap<TrackId, usize>,
     /// Outgoing SSRC → (subscriber, track), for keyframe requests from subscribers.
-    by_out_ssrc: HashMap<u32, TrackId>,
+    by_out_ssrc: FastMap<u32, TrackId>,
     /// Peer deadlines; an entry is live only while it equals `scheduled[key]`.
     timers: BinaryHeap<Reverse<(Instant, ParticipantId, bool)>>,
-    scheduled: HashMap<PeerKey, Instant>,
+    scheduled: FastMap<PeerKey, Instant>,
     out: VecDeque<Output>,
     /// Subscribers touched by the packet being forwarded (kept to reuse its allocation).
     scratch: Vec<ParticipantId>,
@@ -249,16 +255,16 @@ impl WorkerCore {
             cfg,
             stats,
             rng: Rng::new(seed),
-            hosted: HashMap::new(),
+            hosted: FastMap::default(),
             by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
-            published: HashMap::new(),
-            by_local_track: HashMap::new(),
-            subs: HashMap::new(),
-            source_worker: HashMap::new(),
-            by_out_ssrc: HashMap::new(),
+            by_addr: FastMap::default(),
+            published: FastMap::default(),
+            by_local_track: FastMap::default(),
+            subs: FastMap::default(),
+            source_worker: FastMap::default(),
+            by_out_ssrc: FastMap::default(),
             timers: BinaryHeap::new(),
-            scheduled: HashMap::new(),
+            scheduled: FastMap::default(),
             out: VecDeque::new(),
             scratch: Vec::new(),
         }
@@ -391,7 +397,7 @@ impl WorkerCore {
                                 subscribe,
                                 negotiation: Negotiation::Stable,
                                 next_track: 0,
-                                subscriptions: HashSet::new(),
+                                subscriptions: FastSet::default(),
                             },
                         );
                     }
