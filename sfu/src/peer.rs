@@ -33,7 +33,8 @@ use rtc::peer_connection::transport::{
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection};
 use rtc::sansio::Protocol;
@@ -42,6 +43,9 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 pub use rtc::rtp::Packet as RtpPacket;
 
 use crate::MediaKind;
+
+/// RFC 6464 client-to-mixer audio level.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// Where the keyframe-request tap sits in the interceptor chain (after the built-in ones).
 const KEYFRAME_TAP_SLOT: usize = 9_500;
@@ -207,7 +211,7 @@ pub struct Transmit {
 pub struct PeerConfig {
     /// Candidates to advertise.
     pub endpoint: Endpoint,
-    /// The DTLS certificate (generated once per worker: key generation per peer is slow).
+    /// A DTLS certificate to share; `None` lets each peer generate its own.
     pub certificate: Option<RTCCertificate>,
 }
 
@@ -220,6 +224,16 @@ impl Peer {
     ) -> Result<RTCPeerConnection, PeerError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().map_err(rtc_err)?;
+        // Publishers' audio levels (RFC 6464), for active-speaker detection.
+        media_engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .map_err(rtc_err)?;
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
             .map_err(rtc_err)?
             .with(Slot::from(KEYFRAME_TAP_SLOT), KeyframeRequestTap::default());

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::engine::{Engine, EngineConfig, Notice, Route};
 use crate::net::batch::{BATCH, UdpBatch};
-use crate::net::demux::{PacketClass, classify, stun_local_ufrag};
+use crate::net::demux::{PacketClass, classify, is_rtcp, stun_local_ufrag};
 use crate::net::framing::{FrameDecoder, frame_into};
 use crate::peer::{Endpoint, PeerConfig, Transmit, Transport};
 use crate::stats::{DropReason, WorkerStats};
@@ -66,9 +66,15 @@ enum DataInput {
         from: SocketAddr,
         transport: Transport,
         data: BytesMut,
+        at: Instant,
     },
-    Msg(WorkerMsg),
+    Msg(WorkerMsg, Instant),
 }
+
+/// Media that waited longer than this in a worker's queue is shed: a
+/// subscriber is better served by a gap (and a keyframe) than by video
+/// seconds late, and the queue drains instead of growing.
+const MAX_QUEUE_DELAY: Duration = Duration::from_millis(150);
 
 enum CtlInput {
     Msg(WorkerMsg),
@@ -204,6 +210,7 @@ pub fn start(cfg: MediaConfig, sink: NoticeSink, seed: u64) -> io::Result<SfuHan
         stats.push(st.clone());
         let peer_cfg = PeerConfig {
             endpoint: endpoint.clone(),
+            // Each peer generates its own DTLS key (an ECDSA P-256 key: tens of µs).
             certificate: None,
         };
         let core = WorkerCore::new(i, peer_cfg, st, seed.wrapping_add(i as u64 + 1));
@@ -273,13 +280,32 @@ fn run_worker(
     events: Sender<WorkerEvent>,
     shared: Arc<Shared>,
 ) {
-    let handle_data = |core: &mut WorkerCore, input: DataInput| match input {
-        DataInput::Datagram {
-            from,
-            transport,
-            data,
-        } => core.handle_datagram(Instant::now(), from, transport, data),
-        DataInput::Msg(m) => core.handle_msg(Instant::now(), m),
+    let handle_data = |core: &mut WorkerCore, input: DataInput| {
+        let now = Instant::now();
+        match input {
+            DataInput::Datagram {
+                from,
+                transport,
+                data,
+                at,
+            } => {
+                // Only media is shed: ICE, DTLS and RTCP keep the sessions alive.
+                if now.saturating_duration_since(at) > MAX_QUEUE_DELAY
+                    && classify(&data) == PacketClass::Rtp
+                    && !is_rtcp(&data)
+                {
+                    core.stats().dropped(DropReason::Overload);
+                } else {
+                    core.handle_datagram(now, from, transport, data);
+                }
+            }
+            DataInput::Msg(WorkerMsg::Media { .. }, at)
+                if now.saturating_duration_since(at) > MAX_QUEUE_DELAY =>
+            {
+                core.stats().dropped(DropReason::Overload);
+            }
+            DataInput::Msg(m, _) => core.handle_msg(now, m),
+        }
     };
     let mut batch = UdpBatch::new();
     loop {
@@ -333,11 +359,13 @@ fn flush(
                 }
             }
             Output::Transmit(t) => send_tcp(shared, core.stats(), t),
-            Output::ToWorker(w, msg) => match shared.data[w].try_send(DataInput::Msg(msg)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => core.stats().dropped(DropReason::QueueFull),
-                Err(TrySendError::Disconnected(_)) => {}
-            },
+            Output::ToWorker(w, msg) => {
+                match shared.data[w].try_send(DataInput::Msg(msg, Instant::now())) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => core.stats().dropped(DropReason::QueueFull),
+                    Err(TrySendError::Disconnected(_)) => {}
+                }
+            }
             Output::Event(ev) => {
                 let _ = events.send(ev);
             }
@@ -437,6 +465,7 @@ fn run_udp_receiver(shared: Arc<Shared>) {
                     from,
                     transport: Transport::Udp,
                     data: BytesMut::from(data),
+                    at: Instant::now(),
                 };
                 if shared.data[w].try_send(input).is_err() {
                     stats.dropped(DropReason::QueueFull);
@@ -520,6 +549,7 @@ fn run_tcp_conn(mut stream: TcpStream, from: SocketAddr, shared: &Shared) -> io:
                 from,
                 transport: Transport::Tcp,
                 data: BytesMut::from(&packet[..]),
+                at: Instant::now(),
             };
             if shared.data[w].try_send(input).is_err() {
                 stats.dropped(DropReason::QueueFull);

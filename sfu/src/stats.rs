@@ -13,22 +13,26 @@ pub enum DropReason {
     UnknownSource,
     /// The WebRTC stack rejected it (bad SRTP, replay, parse error).
     Rejected,
-    /// The subscriber's answer has not been applied yet.
-    NotNegotiated,
+    /// The subscriber's connection is not up (or its answer not applied) yet.
+    SubscriberNotReady,
     /// A channel between threads was full.
     QueueFull,
+    /// Waited in a worker's queue too long: the worker is overloaded, and
+    /// late media is shed rather than delivered seconds late.
+    Overload,
     /// The socket refused to send it.
     SendFailed,
 }
 
 impl DropReason {
     /// All reasons, for exporting.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Garbage,
         DropReason::UnknownSource,
         DropReason::Rejected,
-        DropReason::NotNegotiated,
+        DropReason::SubscriberNotReady,
         DropReason::QueueFull,
+        DropReason::Overload,
         DropReason::SendFailed,
     ];
 
@@ -38,8 +42,9 @@ impl DropReason {
             DropReason::Garbage => "garbage",
             DropReason::UnknownSource => "unknown_source",
             DropReason::Rejected => "rejected",
-            DropReason::NotNegotiated => "not_negotiated",
+            DropReason::SubscriberNotReady => "subscriber_not_ready",
             DropReason::QueueFull => "queue_full",
+            DropReason::Overload => "overload",
             DropReason::SendFailed => "send_failed",
         }
     }
@@ -60,7 +65,7 @@ pub struct WorkerStats {
     pub rtp_forwarded: AtomicU64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: AtomicU64,
-    drops: [AtomicU64; 6],
+    drops: [AtomicU64; 7],
 }
 
 impl WorkerStats {

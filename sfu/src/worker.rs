@@ -794,14 +794,14 @@ impl WorkerCore {
         touched.clear();
         for s in list {
             let Some(out) = s.rewrite(packet) else {
-                self.stats.dropped(DropReason::NotNegotiated);
+                self.stats.dropped(DropReason::SubscriberNotReady);
                 continue;
             };
             let Some(h) = self.hosted.get_mut(&s.subscriber) else {
                 continue;
             };
             if !h.subscribe.is_connected() {
-                self.stats.dropped(DropReason::NotNegotiated);
+                self.stats.dropped(DropReason::SubscriberNotReady);
                 continue;
             }
             match h.subscribe.write_rtp(now, s.sender, out) {

@@ -25,6 +25,11 @@ pub fn classify(data: &[u8]) -> PacketClass {
     }
 }
 
+/// Whether an RTP-class datagram is RTCP (payload types 192–223, RFC 5761).
+pub fn is_rtcp(data: &[u8]) -> bool {
+    data.len() >= 2 && (192..=223).contains(&data[1])
+}
+
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const ATTR_USERNAME: u16 = 0x0006;
 
@@ -94,6 +99,15 @@ mod tests {
         assert_eq!(stun_local_ufrag(&[0u8; 20]), None);
         assert_eq!(classify(&[200]), PacketClass::Other);
         assert_eq!(classify(&[]), PacketClass::Other);
+    }
+
+    #[test]
+    fn tells_rtcp_from_rtp() {
+        assert!(is_rtcp(&[0x80, 200]));
+        assert!(is_rtcp(&[0x81, 206]));
+        assert!(!is_rtcp(&[0x80, 96]));
+        assert!(!is_rtcp(&[0x80, 0xE0]));
+        assert!(!is_rtcp(&[0x80]));
     }
 
     proptest::proptest! {
