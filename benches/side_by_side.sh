@@ -12,6 +12,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF="$ROOT/benches/side_by_side.sh"
+ARGS=("$@")
 SCENARIO=livestream SUBSCRIBERS=200 DURATION=20 KBPS=1000 SERVERS="kaigi janus" RAMP=50
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,7 +35,7 @@ if [ -z "${KAIGI_SBS_IN_NETNS:-}" ]; then
   if [[ " $SERVERS " == *" janus "* ]] && ! command -v janus >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq janus >/dev/null
   fi
-  exec env KAIGI_SBS_IN_NETNS=1 unshare -n -- bash "$SELF" "$@"
+  exec env KAIGI_SBS_IN_NETNS=1 unshare -n -- bash "$SELF" "${ARGS[@]}"
 fi
 
 # Inside: loopback, plus a veth holding 127.0.0.2 for Janus (libnice skips loopback interfaces).
@@ -98,7 +99,7 @@ for s in $SERVERS; do
   run_server "$s" || echo "[$s] FAILED" >&2
 done
 
-python3 - "$RUN" "$OUT" "$SERVERS" "$(git -C "$ROOT" rev-parse --short HEAD)" <<'PY'
+python3 - "$RUN" "$OUT" "$SERVERS" "$(git -C "$ROOT" rev-parse --short HEAD)" "${ARGS[@]}" <<'PY'
 import json, os, sys, datetime, platform
 run, out, servers, commit = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
 cpu = open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip()
