@@ -141,10 +141,11 @@ fi
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy "${Q[@]}" --workspace --all-targets -- -D warnings
 step "cargo test" cargo test "${Q[@]}" --workspace
-step "cargo build --release -p kaigi" cargo build "${Q[@]}" --release -p kaigi
+step "cargo build --release (server and load generator)" cargo build "${Q[@]}" --release -p kaigi -p kaigi-bench
 step "e2e: 3 browsers over UDP" bash tests/e2e/run.sh udp
 step "e2e: 3 browsers over ICE-TCP (UDP blocked)" bash tests/e2e/run.sh tcp
 
+step "load smoke: 20 viewers of real rtc peers (private network namespace)" bash tests/load/run.sh 20
 step "interop: 3 aiortc clients (private network namespace)" \
   unshare -n bash -c 'ip link set lo up; exec bash tests/interop/run.sh'
 
