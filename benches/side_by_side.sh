@@ -35,16 +35,10 @@ if [ -z "${KAIGI_SBS_IN_NETNS:-}" ]; then
   if [[ " $SERVERS " == *" janus "* ]] && ! command -v janus >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq janus >/dev/null
   fi
-  exec env KAIGI_SBS_IN_NETNS=1 unshare -n -- bash "$SELF" "${ARGS[@]}"
+  # A private namespace with loopback, plus a veth holding 127.0.0.2 for Janus (libnice skips
+  # loopback interfaces): see netns_lo.sh.
+  exec env KAIGI_SBS_IN_NETNS=1 "$ROOT/benches/loadgen/janus/netns_lo.sh" bash "$SELF" "${ARGS[@]}"
 fi
-
-# Inside: loopback, plus a veth holding 127.0.0.2 for Janus (libnice skips loopback interfaces).
-ip link set lo up
-ip link add v0 type veth peer name v1
-ip addr add 127.0.0.2/32 dev v0
-ip link set v1 up
-ip link set v0 up
-sysctl -qw net.ipv6.conf.v0.disable_ipv6=1 net.ipv6.conf.v1.disable_ipv6=1
 
 NCPU=$(nproc)
 GEN_CPUS=1-$((NCPU - 1))
