@@ -202,9 +202,11 @@ enum Negotiation {
 }
 
 struct Hosted {
-    publish: Option<Peer>,
+    // Boxed: a peer connection is ~8 KiB, and the map of hosted participants
+    // keeps spare slots; viewers have no publish peer at all.
+    publish: Option<Box<Peer>>,
     publish_ice: (String, String),
-    subscribe: Peer,
+    subscribe: Box<Peer>,
     negotiation: Negotiation,
     /// How many tracks this participant has published (for track indices).
     next_track: u32,
@@ -310,7 +312,7 @@ impl WorkerCore {
     fn peer_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
         let h = self.hosted.get_mut(&key.0)?;
         match key.1 {
-            Role::Publish => h.publish.as_mut(),
+            Role::Publish => h.publish.as_deref_mut(),
             Role::Subscribe => Some(&mut h.subscribe),
         }
     }
@@ -394,7 +396,7 @@ impl WorkerCore {
                             Hosted {
                                 publish: None,
                                 publish_ice,
-                                subscribe,
+                                subscribe: Box::new(subscribe),
                                 negotiation: Negotiation::Stable,
                                 next_track: 0,
                                 subscriptions: FastSet::default(),
@@ -452,7 +454,7 @@ impl WorkerCore {
             None => {
                 let (ufrag, pwd) = h.publish_ice.clone();
                 Peer::new_publisher(now, &self.cfg, ufrag, pwd, sdp).map(|(peer, answer)| {
-                    h.publish = Some(peer);
+                    h.publish = Some(Box::new(peer));
                     answer
                 })
             }
