@@ -15,14 +15,17 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rtc::interceptor::Registry;
 use rtc::interceptor::{
-    Attribute, Interceptor, NackResponderBuilder, Packet, Slot, StreamInfo, TaggedPacket,
+    Attribute, Interceptor, NackGeneratorBuilder, NackResponderBuilder, Packet,
+    ReceiverReportBuilder, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -44,7 +47,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 pub use rtc::rtp::Packet as RtpPacket;
 
-use crate::MediaKind;
+use crate::{MediaKind, Role};
 
 /// Packets kept per outgoing stream to answer NACKs (a power of two).
 const NACK_HISTORY: u16 = 256;
@@ -224,6 +227,7 @@ impl Peer {
     fn build(
         now: Instant,
         cfg: &PeerConfig,
+        role: Role,
         ufrag: String,
         pwd: String,
     ) -> Result<RTCPeerConnection, PeerError> {
@@ -239,15 +243,29 @@ impl Peer {
                 None,
             )
             .map_err(rtc_err)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .map_err(rtc_err)?
-            // 256 packets of history answer NACKs for ~2.5 s of 1 Mbit/s video;
-            // the default 1024 costs ~100 KiB per stream per subscriber.
-            .with(
-                Slot::NackResponder,
-                NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
-            )
-            .with(Slot::from(KEYFRAME_TAP_SLOT), KeyframeRequestTap::default());
+        // Every interceptor a packet passes costs moves and queue operations, per
+        // packet and per subscriber: each peer gets only those of its direction.
+        // (configure_nack is called for its SDP feedback lines — nack, nack pli — alone.)
+        let _ = configure_nack(Registry::new(), &mut media_engine);
+        configure_simulcast_extension_headers(&mut media_engine).map_err(rtc_err)?;
+        let registry = match role {
+            // Receives: NACKs for losses, receiver reports, transport-wide feedback
+            // for the browser's bandwidth estimate.
+            Role::Publish => configure_twcc_receiver_only(Registry::new(), &mut media_engine)
+                .map_err(rtc_err)?
+                .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+                .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
+            // Sends: answers NACKs (256 packets of history answer ~2.5 s of 1 Mbit/s
+            // video; the default 1024 costs ~100 KiB per stream per subscriber), sender
+            // reports for lip sync, and lets keyframe requests through.
+            Role::Subscribe => Registry::new()
+                .with(
+                    Slot::NackResponder,
+                    NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+                )
+                .with(Slot::SenderReport, SenderReportBuilder::new().build())
+                .with(Slot::from(KEYFRAME_TAP_SLOT), KeyframeRequestTap::default()),
+        };
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(ufrag, pwd)
@@ -310,10 +328,11 @@ impl Peer {
     fn new_inner(
         now: Instant,
         cfg: &PeerConfig,
+        role: Role,
         ufrag: String,
         pwd: String,
     ) -> Result<Self, PeerError> {
-        let pc = Self::build(now, cfg, ufrag.clone(), pwd)?;
+        let pc = Self::build(now, cfg, role, ufrag.clone(), pwd)?;
         let mut peer = Peer {
             pc,
             ufrag,
@@ -334,7 +353,7 @@ impl Peer {
         pwd: String,
         offer_sdp: String,
     ) -> Result<(Self, String), PeerError> {
-        let mut peer = Self::new_inner(now, cfg, ufrag, pwd)?;
+        let mut peer = Self::new_inner(now, cfg, Role::Publish, ufrag, pwd)?;
         let answer = peer.answer(now, offer_sdp)?;
         Ok((peer, answer))
     }
@@ -361,7 +380,7 @@ impl Peer {
         ufrag: String,
         pwd: String,
     ) -> Result<Self, PeerError> {
-        Self::new_inner(now, cfg, ufrag, pwd)
+        Self::new_inner(now, cfg, Role::Subscribe, ufrag, pwd)
     }
 
     /// Creates an offer for the current set of senders and makes it local.
