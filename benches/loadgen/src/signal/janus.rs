@@ -280,17 +280,9 @@ async fn session(
                     report.welcome_us.get_or_insert_with(since);
                 }
                 if jsep["type"] == "offer" {
-                    report.subscribe_offers += 1;
-                    report.first_offer_us.get_or_insert_with(since);
                     let sdp = jsep["sdp"].as_str().context("sdp")?.to_owned();
-                    let (tx, rx) = oneshot::channel();
-                    media.send(Cmd::SubscribeOffer {
-                        client,
-                        started,
-                        sdp,
-                        reply: tx,
-                    })?;
-                    let answer = rx.await?.map_err(|e| anyhow!("subscribe answer: {e}"))?;
+                    let answer =
+                        super::answer_subscribe_offer(media, report, client, started, sdp).await?;
                     let jsep = json!({"type": "answer", "sdp": answer});
                     let h = sub.handle.unwrap_or_default();
                     message(&ep, sid, h, json!({"request": "start"}), Some(jsep)).await?;

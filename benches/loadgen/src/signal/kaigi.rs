@@ -135,17 +135,9 @@ async fn session(
                 media.send(Cmd::PublishAnswer { client, sdp })?;
             }
             "subscribe_offer" => {
-                report.subscribe_offers += 1;
-                report.first_offer_us.get_or_insert_with(since);
                 let sdp = v["sdp"].as_str().context("sdp")?.to_owned();
-                let (tx, rx) = oneshot::channel();
-                media.send(Cmd::SubscribeOffer {
-                    client,
-                    started,
-                    sdp,
-                    reply: tx,
-                })?;
-                let answer = rx.await?.map_err(|e| anyhow!("subscribe answer: {e}"))?;
+                let answer =
+                    super::answer_subscribe_offer(media, report, client, started, sdp).await?;
                 ws.send(Message::text(
                     json!({"type": "subscribe_answer", "sdp": answer}).to_string(),
                 ))
