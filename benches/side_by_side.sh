@@ -123,6 +123,9 @@ for s in servers:
         "join_ms": t["join_ms"],
         "first_packet_ms": t.get("first_packet_ms"),
         "loadgen_cpu_seconds": c.get("loadgen_cpu_s"),
+        "cpu_us_per_packet_steady": c.get("server_us_per_packet_steady"),
+        "packets_per_cpu_second_steady": round(1e6 / c["server_us_per_packet_steady"]) if c.get("server_us_per_packet_steady") else None,
+        "server_cpu_pct_steady": c.get("server_cpu_steady_pct"),
         "raw": r,
     }
 doc = {"date": datetime.datetime.utcnow().isoformat() + "Z", "commit": commit, "machine": machine,
@@ -137,8 +140,11 @@ def row(label, key, fmt=lambda v: f(v)):
 row("packets forwarded", "packets_forwarded")
 row("packets/s forwarded", "packets_per_second")
 row("server CPU seconds", "server_cpu_seconds")
-row("packets per CPU-second (one core)", "packets_per_cpu_second")
-row("CPU µs per forwarded packet", "cpu_us_per_packet")
+row("packets per CPU-second (one core), whole run incl. joins", "packets_per_cpu_second")
+row("CPU µs per forwarded packet, whole run incl. joins", "cpu_us_per_packet")
+row("steady state: server CPU % of one core", "server_cpu_pct_steady")
+row("steady state: CPU µs per forwarded packet", "cpu_us_per_packet_steady")
+row("steady state: packets per CPU-second (one core)", "packets_per_cpu_second_steady")
 row("peak RSS (MiB)", "peak_rss_mib")
 row("RSS per subscriber (KiB)", "rss_per_subscriber_kib")
 row("loss %", "loss_pct")

@@ -205,14 +205,13 @@ pub fn start(cfg: MediaConfig, sink: NoticeSink, seed: u64) -> io::Result<SfuHan
 
     let mut threads = Vec::new();
     let mut stats = Vec::new();
+    // One DTLS certificate for every connection (a key per peer would cost an
+    // ECDSA key generation per join).
+    let peer_cfg = PeerConfig::new(endpoint.clone()).map_err(io::Error::other)?;
     for (i, (ctl, data)) in ctl_rx.into_iter().zip(data_rx).enumerate() {
         let st = Arc::new(WorkerStats::default());
         stats.push(st.clone());
-        let peer_cfg = PeerConfig {
-            endpoint: endpoint.clone(),
-            // Each peer generates its own DTLS key (an ECDSA P-256 key: tens of µs).
-            certificate: None,
-        };
+        let peer_cfg = peer_cfg.clone();
         let core = WorkerCore::new(i, peer_cfg, st, seed.wrapping_add(i as u64 + 1));
         let (shared, events) = (shared.clone(), event_tx.clone());
         threads.push(

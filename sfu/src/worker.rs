@@ -19,7 +19,9 @@ use bytes::BytesMut;
 use tracing::{debug, info, warn};
 
 use crate::net::demux::{PacketClass, classify, stun_local_ufrag};
-use crate::peer::{Codec, Peer, PeerConfig, PeerEvent, RtpPacket, Transmit, Transport};
+use crate::peer::{
+    Codec, Connection, Downlink, Peer, PeerConfig, PeerEvent, RtpPacket, Transmit, Transport,
+};
 use crate::stats::{DropReason, WorkerStats};
 use crate::subscription::Subscription;
 use crate::track::PublishedTrack;
@@ -206,7 +208,7 @@ struct Hosted {
     // keeps spare slots; viewers have no publish peer at all.
     publish: Option<Box<Peer>>,
     publish_ice: (String, String),
-    subscribe: Box<Peer>,
+    subscribe: Box<Downlink>,
     negotiation: Negotiation,
     /// How many tracks this participant has published (for track indices).
     next_track: u32,
@@ -309,11 +311,11 @@ impl WorkerCore {
         });
     }
 
-    fn peer_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
+    fn peer_mut(&mut self, key: PeerKey) -> Option<&mut dyn Connection> {
         let h = self.hosted.get_mut(&key.0)?;
         match key.1 {
-            Role::Publish => h.publish.as_deref_mut(),
-            Role::Subscribe => Some(&mut h.subscribe),
+            Role::Publish => h.publish.as_deref_mut().map(|p| p as &mut dyn Connection),
+            Role::Subscribe => Some(h.subscribe.as_mut()),
         }
     }
 
@@ -385,26 +387,22 @@ impl WorkerCore {
                 subscribe_ice,
             } => {
                 let sub_ufrag = subscribe_ice.0.clone();
-                match Peer::new_subscriber(now, &self.cfg, subscribe_ice.0, subscribe_ice.1) {
-                    Ok(subscribe) => {
-                        self.by_ufrag
-                            .insert(sub_ufrag, (participant, Role::Subscribe));
-                        self.by_ufrag
-                            .insert(publish_ice.0.clone(), (participant, Role::Publish));
-                        self.hosted.insert(
-                            participant,
-                            Hosted {
-                                publish: None,
-                                publish_ice,
-                                subscribe: Box::new(subscribe),
-                                negotiation: Negotiation::Stable,
-                                next_track: 0,
-                                subscriptions: FastSet::default(),
-                            },
-                        );
-                    }
-                    Err(e) => self.error(participant, "server_busy", e.to_string()),
-                }
+                let subscribe = Downlink::new(now, &self.cfg, subscribe_ice.0, subscribe_ice.1);
+                self.by_ufrag
+                    .insert(sub_ufrag, (participant, Role::Subscribe));
+                self.by_ufrag
+                    .insert(publish_ice.0.clone(), (participant, Role::Publish));
+                self.hosted.insert(
+                    participant,
+                    Hosted {
+                        publish: None,
+                        publish_ice,
+                        subscribe: Box::new(subscribe),
+                        negotiation: Negotiation::Stable,
+                        next_track: 0,
+                        subscriptions: FastSet::default(),
+                    },
+                );
             }
             Command::PublishOffer { participant, sdp } => self.publish_offer(now, participant, sdp),
             Command::SubscribeAnswer { participant, sdp } => {
@@ -634,14 +632,13 @@ impl WorkerCore {
 
     /// Sends what the peers have left to say (DTLS close) before they go.
     fn flush_closing(&mut self, h: &mut Hosted) {
-        let peers = h
-            .publish
-            .iter_mut()
-            .chain(std::iter::once(&mut h.subscribe));
-        for peer in peers {
-            while let Some(t) = peer.poll_transmit() {
+        if let Some(p) = h.publish.as_mut() {
+            while let Some(t) = p.poll_transmit() {
                 self.out.push_back(Output::Transmit(t));
             }
+        }
+        while let Some(t) = h.subscribe.poll_transmit() {
+            self.out.push_back(Output::Transmit(t));
         }
     }
 
@@ -651,12 +648,12 @@ impl WorkerCore {
         let Some(h) = self.hosted.get_mut(&key.0) else {
             return;
         };
-        let peer = match key.1 {
+        let peer: &mut dyn Connection = match key.1 {
             Role::Publish => match h.publish.as_mut() {
-                Some(p) => p,
+                Some(p) => p.as_mut(),
                 None => return,
             },
-            Role::Subscribe => &mut h.subscribe,
+            Role::Subscribe => h.subscribe.as_mut(),
         };
         while let Some(t) = peer.poll_transmit() {
             WorkerStats::add(&self.stats.packets_out, 1);
@@ -668,7 +665,7 @@ impl WorkerCore {
             self.schedule(key, d);
         }
         // Events may touch other peers (a packet fans out): handle them one at a time.
-        while let Some(ev) = self.peer_mut(key).and_then(Peer::poll_event) {
+        while let Some(ev) = self.peer_mut(key).and_then(|p| p.poll_event()) {
             self.peer_event(now, key, ev);
         }
     }
@@ -795,22 +792,20 @@ impl WorkerCore {
         let mut touched = std::mem::take(&mut self.scratch);
         touched.clear();
         for s in list {
-            let Some(out) = s.rewrite(packet) else {
-                self.stats.dropped(DropReason::SubscriberNotReady);
-                continue;
-            };
             let Some(h) = self.hosted.get_mut(&s.subscriber) else {
                 continue;
             };
-            if !h.subscribe.is_connected() {
+            if s.payload_type.is_none() || !h.subscribe.is_connected() {
                 self.stats.dropped(DropReason::SubscriberNotReady);
                 continue;
             }
-            match h.subscribe.write_rtp(now, s.sender, out) {
-                Ok(()) => {
+            match h.subscribe.write_rtp(now, s.sender, packet) {
+                Ok(true) => {
                     WorkerStats::add(&self.stats.rtp_forwarded, 1);
                     touched.push(s.subscriber);
                 }
+                // Padding only: nothing a subscriber can use.
+                Ok(false) => {}
                 Err(e) => {
                     debug!(subscriber = s.subscriber, error = %e, "write_rtp failed");
                     self.stats.dropped(DropReason::Rejected);
@@ -849,7 +844,10 @@ impl WorkerCore {
         };
         let local = t.local_id.clone();
         let key = (track.participant, Role::Publish);
-        if let Some(peer) = self.peer_mut(key)
+        if let Some(peer) = self
+            .hosted
+            .get_mut(&track.participant)
+            .and_then(|h| h.publish.as_mut())
             && peer.request_keyframe(now, &local).is_ok()
         {
             WorkerStats::add(&self.stats.keyframe_requests, 1);

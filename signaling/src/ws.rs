@@ -20,11 +20,18 @@ use crate::protocol::{self, ClientMsg, Kind, Participant, PcRole, ServerMsg};
 /// Outgoing messages queued per client; a client this far behind loses notices.
 pub const CLIENT_QUEUE: usize = 256;
 
+/// Read and write buffer of each signaling connection (grows for a larger message).
+const WS_BUFFER: usize = 4096;
+
 /// Upgrades to the signaling WebSocket.
 pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
     let max = state.config.limits.ws_max_message_bytes;
+    // Signaling messages are small and rare: tungstenite's default 128 KiB read
+    // and write buffers per connection were most of a viewer's memory.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
         .on_upgrade(move |socket| {
             let span = info_span!(
                 "ws",

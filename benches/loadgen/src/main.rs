@@ -175,8 +175,20 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
         ramp_done.duration_since(run_start).as_secs_f64(),
         cli.duration
     );
-    tokio::time::sleep(Duration::from_secs(cli.duration)).await;
+    // The server's CPU over the steady window too: joins (DTLS handshakes) out.
+    let run_end = ramp_done + Duration::from_secs(cli.duration);
+    let steady_cpu0 = if steady_from < run_end {
+        tokio::time::sleep_until(steady_from.into()).await;
+        server_pid.as_deref().and_then(cpu_seconds)
+    } else {
+        None
+    };
+    tokio::time::sleep_until(run_end.into()).await;
     let media_end = Instant::now();
+    let steady_cpu = steady_cpu0.and_then(|c0| Some(cpu_seconds(server_pid.as_deref()?)? - c0));
+    let steady_secs = media_end
+        .saturating_duration_since(steady_from)
+        .as_secs_f64();
     engines.broadcast(|| Cmd::StopSending);
     // Let the last packets arrive before closing the peers.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -269,6 +281,13 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
             "loadgen_cpu_pct": (cpu_media / wall * 1000.0).round() / 10.0,
             "server_cpu_s": server_cpu.map(|c| (c * 100.0).round() / 100.0),
             "server_cpu_pct": server_cpu.map(|c| (c / wall * 1000.0).round() / 10.0),
+            "server_cpu_steady_s": steady_cpu.map(|c| (c * 1000.0).round() / 1000.0),
+            "server_cpu_steady_pct": steady_cpu
+                .filter(|_| steady_secs > 0.0)
+                .map(|c| (c / steady_secs * 1000.0).round() / 10.0),
+            "server_us_per_packet_steady": steady_cpu
+                .filter(|_| steady_pps > 0.0 && steady_secs > 0.0)
+                .map(|c| (c * 1e6 / (steady_pps * steady_secs) * 100.0).round() / 100.0),
         },
         "notes": {
             "audio_level_negotiated": notes.audio_level_negotiated,

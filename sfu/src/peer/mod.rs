@@ -1,12 +1,18 @@
-//! One WebRTC peer connection of a participant, and the only file of the core
-//! that knows the WebRTC crate (`rtc`).
+//! A participant's WebRTC connections, and the only module of the core that
+//! knows the WebRTC crates (`rtc` and its parts).
 //!
-//! A participant has two of these: a *publish* peer (the client offers, kaigi
-//! answers and receives) and a *subscribe* peer (kaigi offers and sends). The
-//! peer owns no socket and no clock: the worker feeds it datagrams and the
-//! time, and drains datagrams to send, events, and its next deadline. It does
-//! not decide what to forward to whom; that is the worker's and the
-//! subscription's job.
+//! A participant has two: a *publish* peer ([`Peer`], an `RTCPeerConnection`:
+//! the client offers, kaigi answers and receives) and a *subscribe* connection
+//! ([`Downlink`], kaigi's own sender: kaigi offers and sends). Neither owns a
+//! socket or a clock: the worker feeds them datagrams and the time, and drains
+//! datagrams to send, events, and their next deadline. They do not decide
+//! what to forward to whom; that is the worker's and the subscription's job.
+
+mod downlink;
+mod ice_lite;
+mod sdp;
+
+pub use downlink::{Downlink, SenderId};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -214,13 +220,137 @@ pub struct Transmit {
     pub data: BytesMut,
 }
 
+/// What the worker drives on either kind of connection.
+pub trait Connection {
+    /// Feeds one received datagram.
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        data: BytesMut,
+    ) -> Result<(), PeerError>;
+    /// Runs timers due at `now`.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next instant at which `handle_timeout` must be called.
+    fn poll_timeout(&mut self) -> Option<Instant>;
+    /// Takes the next datagram to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// Takes the next event.
+    fn poll_event(&mut self) -> Option<PeerEvent>;
+    /// Adds a trickled remote candidate.
+    fn add_remote_candidate(
+        &mut self,
+        candidate: String,
+        sdp_mid: Option<String>,
+        sdp_mline_index: Option<u16>,
+    ) -> Result<(), PeerError>;
+    /// Closes the connection (what it has left to say stays queued).
+    fn close(&mut self);
+}
+
+macro_rules! impl_connection {
+    ($t:ty) => {
+        impl Connection for $t {
+            fn handle_datagram(
+                &mut self,
+                now: Instant,
+                from: SocketAddr,
+                transport: Transport,
+                data: BytesMut,
+            ) -> Result<(), PeerError> {
+                <$t>::handle_datagram(self, now, from, transport, data)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$t>::handle_timeout(self, now)
+            }
+            fn poll_timeout(&mut self) -> Option<Instant> {
+                <$t>::poll_timeout(self)
+            }
+            fn poll_transmit(&mut self) -> Option<Transmit> {
+                <$t>::poll_transmit(self)
+            }
+            fn poll_event(&mut self) -> Option<PeerEvent> {
+                <$t>::poll_event(self)
+            }
+            fn add_remote_candidate(
+                &mut self,
+                candidate: String,
+                sdp_mid: Option<String>,
+                sdp_mline_index: Option<u16>,
+            ) -> Result<(), PeerError> {
+                <$t>::add_remote_candidate(self, candidate, sdp_mid, sdp_mline_index)
+            }
+            fn close(&mut self) {
+                <$t>::close(self)
+            }
+        }
+    };
+}
+impl_connection!(Peer);
+impl_connection!(Downlink);
+
+/// kaigi's DTLS certificate and its SDP fingerprint, shared by every connection.
+pub struct DtlsIdentity {
+    certificate: rtc::dtls::crypto::Certificate,
+    /// `sha-256 AB:CD:...` as written in `a=fingerprint`.
+    fingerprint: String,
+    /// The same certificate for `RTCPeerConnection`s.
+    rtc: RTCCertificate,
+}
+
+/// The lower-case hex sha-256 fingerprint of a DER certificate.
+fn fingerprint_of(crypto: &dyn rtc::crypto::RTCCrypto, der: &[u8]) -> Result<String, PeerError> {
+    let digest = crypto
+        .hash(rtc::crypto::HashAlgorithm::Sha256, der)
+        .map_err(rtc_err)?;
+    let hex: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(hex.join(":"))
+}
+
+impl DtlsIdentity {
+    /// A fresh self-signed certificate (ECDSA P-256), valid for a year.
+    pub fn generate(crypto: &dyn rtc::crypto::RTCCrypto) -> Result<Self, PeerError> {
+        let certificate =
+            rtc::dtls::crypto::Certificate::generate_self_signed(vec!["kaigi".to_owned()], crypto)
+                .map_err(rtc_err)?;
+        let der = certificate
+            .certificate
+            .first()
+            .ok_or_else(|| PeerError::Rtc("empty certificate".into()))?;
+        let fingerprint = format!("sha-256 {}", fingerprint_of(crypto, der)?.to_uppercase());
+        let rtc = RTCCertificate::from_existing(
+            certificate.clone(),
+            std::time::SystemTime::now() + Duration::from_secs(365 * 24 * 3600),
+        );
+        Ok(DtlsIdentity {
+            certificate,
+            fingerprint,
+            rtc,
+        })
+    }
+}
+
 /// How to build peers: shared by all peers of a worker.
 #[derive(Clone)]
 pub struct PeerConfig {
     /// Candidates to advertise.
     pub endpoint: Endpoint,
-    /// A DTLS certificate to share; `None` lets each peer generate its own.
-    pub certificate: Option<RTCCertificate>,
+    crypto: std::sync::Arc<dyn rtc::crypto::RTCCryptoProvider>,
+    identity: std::sync::Arc<DtlsIdentity>,
+}
+
+impl PeerConfig {
+    /// Peers advertising `endpoint`, with one freshly generated DTLS certificate.
+    pub fn new(endpoint: Endpoint) -> Result<Self, PeerError> {
+        let crypto = rtc::crypto::default_provider().map_err(rtc_err)?;
+        let identity = std::sync::Arc::new(DtlsIdentity::generate(crypto.crypto())?);
+        Ok(PeerConfig {
+            endpoint,
+            crypto,
+            identity,
+        })
+    }
 }
 
 impl Peer {
@@ -278,10 +408,8 @@ impl Peer {
             )
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .build();
-        let mut config = RTCConfigurationBuilder::new();
-        if let Some(cert) = &cfg.certificate {
-            config = config.with_certificates(vec![cert.clone()]);
-        }
+        let config =
+            RTCConfigurationBuilder::new().with_certificates(vec![cfg.identity.rtc.clone()]);
         RTCPeerConnectionBuilder::new()
             .with_configuration(config.build())
             .with_setting_engine(setting_engine)

@@ -56,6 +56,8 @@ pub struct Client {
     pub seq: [u16; 2],
     /// Keyframe requests (PLI) seen on the wire to this client's publish side.
     pub keyframe_requests: u64,
+    /// Video sequence numbers received on the subscribe peer, per msid stream.
+    pub video_seqs: HashMap<String, std::collections::HashSet<u16>>,
 }
 
 /// A datagram in flight.
@@ -65,6 +67,9 @@ struct InFlight {
     to: SocketAddr,
     data: BytesMut,
 }
+
+/// Decides, per server→client datagram (destination, bytes), whether the network loses it.
+pub type DropFilter = Box<dyn FnMut(SocketAddr, &[u8]) -> bool>;
 
 /// The whole simulated deployment.
 pub struct Sim {
@@ -79,6 +84,8 @@ pub struct Sim {
     pub server: SocketAddr,
     next_port: u16,
     pub stats: Vec<Arc<WorkerStats>>,
+    /// Drops server→client datagrams for which it returns true.
+    pub drop_filter: Option<DropFilter>,
 }
 
 fn client_pc(now: Instant) -> RTCPeerConnection {
@@ -113,13 +120,11 @@ impl Sim {
     pub fn new(workers: usize) -> Self {
         let now = Instant::now();
         let server: SocketAddr = SERVER.parse().unwrap();
-        let cfg = PeerConfig {
-            endpoint: sfu::Endpoint {
-                udp: Some(server),
-                tcp: None,
-            },
-            certificate: None,
-        };
+        let cfg = PeerConfig::new(sfu::Endpoint {
+            udp: Some(server),
+            tcp: None,
+        })
+        .unwrap();
         let stats: Vec<_> = (0..workers)
             .map(|_| Arc::new(WorkerStats::default()))
             .collect();
@@ -144,6 +149,7 @@ impl Sim {
             server,
             next_port: 20000,
             stats,
+            drop_filter: None,
         }
     }
 
@@ -228,6 +234,7 @@ impl Sim {
             notices: Vec::new(),
             seq: [0, 0],
             keyframe_requests: 0,
+            video_seqs: HashMap::new(),
         });
         self.pump();
         self.clients.len() - 1
@@ -422,6 +429,12 @@ impl Sim {
                 if let RTCMessage::RtpPacket(track, p) = message {
                     let stream = c.track_streams.get(&track).cloned().unwrap_or_default();
                     let video = p.header.payload_type >= 96 && p.header.payload_type != 111;
+                    if video {
+                        c.video_seqs
+                            .entry(stream.clone())
+                            .or_default()
+                            .insert(p.header.sequence_number);
+                    }
                     c.received.entry(stream).or_default()[video as usize] += 1;
                 }
             }
@@ -440,6 +453,11 @@ impl Sim {
             if let Some(w) = w {
                 self.workers[w].handle_datagram(self.now, f.from, Transport::Udp, f.data);
             }
+            return;
+        }
+        if let Some(drop) = self.drop_filter.as_mut()
+            && drop(f.to, &f.data)
+        {
             return;
         }
         let now = self.now;
@@ -521,6 +539,32 @@ impl Sim {
                             media_ssrc: ssrc,
                         },
                     )],
+                );
+            }
+        }
+    }
+
+    /// Client `i` asks, by NACK, for video packets `seqs` of participant `from`.
+    pub fn send_nack(&mut self, i: usize, from: usize, seqs: &[u16]) {
+        use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+            TransportLayerNack, nack_pairs_from_sequence_numbers,
+        };
+        let stream = format!("p{}", self.clients[from].id);
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let pc = c.subscribe.as_mut().expect("subscribed");
+        for (receiver, ssrc, s) in c.remote_tracks.clone() {
+            if s == stream
+                && let Some(mut r) = pc.rtp_receiver(receiver)
+                && r.track().kind() == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video
+            {
+                let _ = r.write_rtcp(
+                    now,
+                    vec![Box::new(TransportLayerNack {
+                        sender_ssrc: 1,
+                        media_ssrc: ssrc,
+                        nacks: nack_pairs_from_sequence_numbers(seqs),
+                    })],
                 );
             }
         }
