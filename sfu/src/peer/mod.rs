@@ -20,11 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::interceptor::Registry;
-use rtc::interceptor::{
-    Attribute, Interceptor, NackGeneratorBuilder, NackResponderBuilder, Packet,
-    ReceiverReportBuilder, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
-};
-use rtc::media_stream::MediaStreamTrack;
+use rtc::interceptor::{NackGeneratorBuilder, ReceiverReportBuilder, Slot};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::RTCCertificate;
@@ -43,76 +39,17 @@ use rtc::peer_connection::transport::{
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 pub use rtc::rtp::Packet as RtpPacket;
 
-use crate::{MediaKind, Role};
-
-/// Packets kept per outgoing stream to answer NACKs (a power of two).
-const NACK_HISTORY: u16 = 256;
+use crate::MediaKind;
 
 /// RFC 6464 client-to-mixer audio level.
 const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
-
-/// Where the keyframe-request tap sits in the interceptor chain (after the built-in ones).
-const KEYFRAME_TAP_SLOT: usize = 9_500;
-
-/// Lets inbound keyframe requests (PLI, FIR) through to kaigi. The stack's
-/// interceptor chain ends inbound RTCP at its terminus unless a packet is
-/// marked for the application; an SFU must relay these to the publisher.
-#[derive(Default)]
-struct KeyframeRequestTap {
-    read: std::collections::VecDeque<TaggedPacket>,
-    write: std::collections::VecDeque<TaggedPacket>,
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet
-            && packets.iter().any(|p| {
-                let any = p.as_any();
-                any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-            })
-        {
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequestTap {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
-}
 
 /// Why a peer operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -357,7 +294,6 @@ impl Peer {
     fn build(
         now: Instant,
         cfg: &PeerConfig,
-        role: Role,
         ufrag: String,
         pwd: String,
     ) -> Result<RTCPeerConnection, PeerError> {
@@ -373,29 +309,15 @@ impl Peer {
                 None,
             )
             .map_err(rtc_err)?;
-        // Every interceptor a packet passes costs moves and queue operations, per
-        // packet and per subscriber: each peer gets only those of its direction.
         // (configure_nack is called for its SDP feedback lines — nack, nack pli — alone.)
         let _ = configure_nack(Registry::new(), &mut media_engine);
         configure_simulcast_extension_headers(&mut media_engine).map_err(rtc_err)?;
-        let registry = match role {
-            // Receives: NACKs for losses, receiver reports, transport-wide feedback
-            // for the browser's bandwidth estimate.
-            Role::Publish => configure_twcc_receiver_only(Registry::new(), &mut media_engine)
-                .map_err(rtc_err)?
-                .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
-                .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build()),
-            // Sends: answers NACKs (256 packets of history answer ~2.5 s of 1 Mbit/s
-            // video; the default 1024 costs ~100 KiB per stream per subscriber), sender
-            // reports for lip sync, and lets keyframe requests through.
-            Role::Subscribe => Registry::new()
-                .with(
-                    Slot::NackResponder,
-                    NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
-                )
-                .with(Slot::SenderReport, SenderReportBuilder::new().build())
-                .with(Slot::from(KEYFRAME_TAP_SLOT), KeyframeRequestTap::default()),
-        };
+        // Receives only: NACKs for losses, receiver reports, transport-wide feedback
+        // for the browser's bandwidth estimate. (Sending is the downlink's.)
+        let registry = configure_twcc_receiver_only(Registry::new(), &mut media_engine)
+            .map_err(rtc_err)?
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+            .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(ufrag, pwd)
@@ -456,11 +378,10 @@ impl Peer {
     fn new_inner(
         now: Instant,
         cfg: &PeerConfig,
-        role: Role,
         ufrag: String,
         pwd: String,
     ) -> Result<Self, PeerError> {
-        let pc = Self::build(now, cfg, role, ufrag.clone(), pwd)?;
+        let pc = Self::build(now, cfg, ufrag.clone(), pwd)?;
         let mut peer = Peer {
             pc,
             ufrag,
@@ -481,7 +402,7 @@ impl Peer {
         pwd: String,
         offer_sdp: String,
     ) -> Result<(Self, String), PeerError> {
-        let mut peer = Self::new_inner(now, cfg, Role::Publish, ufrag, pwd)?;
+        let mut peer = Self::new_inner(now, cfg, ufrag, pwd)?;
         let answer = peer.answer(now, offer_sdp)?;
         Ok((peer, answer))
     }
@@ -499,33 +420,6 @@ impl Peer {
             .set_local_description(now, answer)
             .map_err(rtc_err)?;
         Ok(sdp)
-    }
-
-    /// A subscribe peer: kaigi offers; no tracks yet.
-    pub fn new_subscriber(
-        now: Instant,
-        cfg: &PeerConfig,
-        ufrag: String,
-        pwd: String,
-    ) -> Result<Self, PeerError> {
-        Self::new_inner(now, cfg, Role::Subscribe, ufrag, pwd)
-    }
-
-    /// Creates an offer for the current set of senders and makes it local.
-    pub fn create_offer(&mut self, now: Instant) -> Result<String, PeerError> {
-        let offer = self.pc.create_offer(None).map_err(rtc_err)?;
-        let sdp = offer.sdp.clone();
-        self.pc.set_local_description(now, offer).map_err(rtc_err)?;
-        Ok(sdp)
-    }
-
-    /// Applies the client's answer to our last offer.
-    pub fn apply_answer(&mut self, now: Instant, answer_sdp: String) -> Result<(), PeerError> {
-        let answer = RTCSessionDescription::answer(answer_sdp)
-            .map_err(|e| PeerError::BadSdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(now, answer)
-            .map_err(|e| PeerError::BadSdp(e.to_string()))
     }
 
     /// Adds a trickled remote candidate. An empty candidate (end of candidates) is ignored.
@@ -547,87 +441,6 @@ impl Peer {
                 url: None,
             })
             .map_err(rtc_err)
-    }
-
-    /// Adds an outgoing track that will carry another participant's media.
-    /// `stream_id` becomes the msid stream id the client sees.
-    pub fn add_sender(
-        &mut self,
-        stream_id: &str,
-        track_id: &str,
-        kind: MediaKind,
-        codec: &Codec,
-        ssrc: u32,
-    ) -> Result<RTCRtpSenderId, PeerError> {
-        let rtp_kind = match kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        };
-        let track = MediaStreamTrack::new(
-            stream_id.to_owned(),
-            track_id.to_owned(),
-            track_id.to_owned(),
-            rtp_kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                active: true,
-                codec: RTCRtpCodec {
-                    mime_type: codec.mime_type.clone(),
-                    clock_rate: codec.clock_rate,
-                    channels: codec.channels,
-                    sdp_fmtp_line: codec.fmtp.clone(),
-                    rtcp_feedback: vec![],
-                },
-                ..Default::default()
-            }],
-        );
-        let sender = self.pc.add_track(track).map_err(rtc_err)?;
-        // kaigi never receives on a subscribe peer: say so, and a removed
-        // track's m-section becomes inactive rather than recvonly.
-        if let Some(mut t) = self.pc.rtp_transceiver(sender.into()) {
-            t.set_direction(RTCRtpTransceiverDirection::Sendonly);
-        }
-        Ok(sender)
-    }
-
-    /// Removes an outgoing track; its m-section goes inactive at the next offer.
-    pub fn remove_sender(&mut self, sender: RTCRtpSenderId) -> Result<(), PeerError> {
-        self.pc.remove_track(sender).map_err(rtc_err)
-    }
-
-    /// The payload type negotiated on `sender` for `codec`, once the answer is applied.
-    pub fn sender_payload_type(&mut self, sender: RTCRtpSenderId, codec: &Codec) -> Option<u8> {
-        let mut s = self.pc.rtp_sender(sender)?;
-        let params = s.get_parameters();
-        let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
-            c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
-        };
-        params
-            .rtp_parameters
-            .codecs
-            .iter()
-            .filter(same_mime)
-            .find(|c| c.rtp_codec.sdp_fmtp_line == codec.fmtp)
-            .or_else(|| params.rtp_parameters.codecs.iter().find(same_mime))
-            .map(|c| c.payload_type)
-    }
-
-    /// Sends one RTP packet on an outgoing track. The packet's SSRC and payload
-    /// type must already be this sender's.
-    pub fn write_rtp(
-        &mut self,
-        now: Instant,
-        sender: RTCRtpSenderId,
-        packet: RtpPacket,
-    ) -> Result<(), PeerError> {
-        let mut s = self
-            .pc
-            .rtp_sender(sender)
-            .ok_or_else(|| PeerError::Rtc("no such sender".into()))?;
-        s.write_rtp(now, packet).map_err(rtc_err)
     }
 
     /// Asks the remote publisher for a keyframe on one of its tracks.
