@@ -3,7 +3,7 @@
 # namespace. Writes benches/results/side-by-side-<date>-<scenario>.{json,md}.
 #
 #   sudo benches/side_by_side.sh [--scenario livestream] [--subscribers 200] [--duration 20]
-#                                [--video-kbps 1000] [--servers "kaigi janus"]
+#                                [--video-kbps 1000] [--servers "kaigi janus"] [--rooms 1] [--out PATH]
 #
 # Each server is pinned to CPU 0 (kaigi with one media worker) and the load generator to the other
 # CPUs, so that "per core" means one core and the generator's CPU is never counted as the
@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF="$ROOT/benches/side_by_side.sh"
 ARGS=("$@")
-SCENARIO=livestream SUBSCRIBERS=200 DURATION=20 KBPS=1000 SERVERS="kaigi janus" RAMP=50
+SCENARIO=livestream SUBSCRIBERS=200 DURATION=20 KBPS=1000 SERVERS="kaigi janus" RAMP=50 OUT_BASE= ROOMS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --scenario) SCENARIO=$2; shift 2 ;;
@@ -22,12 +22,14 @@ while [ $# -gt 0 ]; do
     --video-kbps) KBPS=$2; shift 2 ;;
     --servers) SERVERS=$2; shift 2 ;;
     --ramp) RAMP=$2; shift 2 ;;
+    --out) OUT_BASE=$2; shift 2 ;;
+    --rooms) ROOMS=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespace): sudo $0" >&2; exit 2; }
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-export SCENARIO SUBSCRIBERS DURATION KBPS SERVERS RAMP TARGET
+export SCENARIO SUBSCRIBERS DURATION KBPS SERVERS RAMP TARGET OUT_BASE ROOMS
 
 if [ -z "${KAIGI_SBS_IN_NETNS:-}" ]; then
   # Outside the namespace: build, install Janus if missing (needs the package registry).
@@ -46,7 +48,7 @@ GEN_CPUS=1-$((NCPU - 1))
 RUN=$(mktemp -d)
 trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$RUN"' EXIT
 DAY=$(date -u +%Y-%m-%d)
-OUT="$ROOT/benches/results/side-by-side-$DAY-$SCENARIO"
+OUT=${OUT_BASE:-"$ROOT/benches/results/side-by-side-$DAY-$SCENARIO"}  # without .json/.md
 mkdir -p "$ROOT/benches/results"
 
 wait_http() { # URL
@@ -63,13 +65,13 @@ PY
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 run_server() { # NAME
-  local name=$1 pid url bind
+  local name=$1 pid url bind metrics=()
   case "$name" in
     kaigi)
       KAIGI_LIMITS__MAX_PARTICIPANTS_PER_ROOM=5000 taskset -c 0 "$TARGET/release/kaigi" --bind 127.0.0.1 --public-ip 127.0.0.1 \
         --http-port 18443 --media-port 11000 --workers 1 --data-dir "$RUN/kaigi-data" \
         >"$RUN/kaigi.log" 2>&1 &
-      pid=$! url=https://127.0.0.1:18443 bind=127.0.0.1
+      pid=$! url=https://127.0.0.1:18443 bind=127.0.0.1 metrics=(--server-metrics https://127.0.0.1:18443/metrics)
       wait_http "$url/healthz" || { tail "$RUN/kaigi.log"; return 1; }
       ;;
     janus)
@@ -80,10 +82,10 @@ run_server() { # NAME
       wait_http "$url/info" || { tail "$RUN/janus.stdout"; return 1; }
       ;;
   esac
-  echo "[$name] pid $pid; load: $SCENARIO, $SUBSCRIBERS subscribers, ${DURATION}s, ${KBPS} kbps" >&2
+  echo "[$name] pid $pid; load: $SCENARIO, $ROOMS room(s) of $SUBSCRIBERS subscribers, ${DURATION}s, ${KBPS} kbps" >&2
   taskset -c "$GEN_CPUS" "$TARGET/release/loadgen" --target "$name" --url "$url" --bind "$bind" \
-    --scenario "$SCENARIO" --subscribers "$SUBSCRIBERS" --duration "$DURATION" --ramp "$RAMP" \
-    --video-kbps "$KBPS" --room-prefix "sbs" --server-pid "$pid" --out "$RUN/$name.json"
+    --scenario "$SCENARIO" --rooms "$ROOMS" --subscribers "$SUBSCRIBERS" --duration "$DURATION" --ramp "$RAMP" \
+    --video-kbps "$KBPS" --room-prefix "sbs" --server-pid "$pid" "${metrics[@]}" --out "$RUN/$name.json"
   peak_rss_kib "$pid" >"$RUN/$name.rss"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -126,6 +128,7 @@ for s in servers:
         "cpu_us_per_packet_steady": c.get("server_us_per_packet_steady"),
         "packets_per_cpu_second_steady": round(1e6 / c["server_us_per_packet_steady"]) if c.get("server_us_per_packet_steady") else None,
         "server_cpu_pct_steady": c.get("server_cpu_steady_pct"),
+        "server_forward_delay_ms": ss.get("server_forward_delay_ms"),
         "raw": r,
     }
 doc = {"date": datetime.datetime.utcnow().isoformat() + "Z", "commit": commit, "machine": machine,
@@ -149,6 +152,8 @@ row("peak RSS (MiB)", "peak_rss_mib")
 row("RSS per subscriber (KiB)", "rss_per_subscriber_kib")
 row("loss %", "loss_pct")
 row("delay p50 / p99, steady state (ms)", "delay_ms", lambda d: f"{d['p50']} / {d['p99']}" if d else "—")
+row("added forwarding delay p50 / p99, steady state (ms, server's own histogram)", "server_forward_delay_ms",
+    lambda d: f"{d['p50']} / {d['p99']}" if d and d.get("p50") is not None else "—")
 row("join p50 / p99 (ms)", "join_ms", lambda d: f"{d['p50']} / {d['p99']}" if d else "—")
 row("join → first packet p50 / p99 (ms)", "first_packet_ms", lambda d: f"{d['p50']} / {d['p99']}" if d else "—")
 row("load generator CPU s", "loadgen_cpu_seconds")

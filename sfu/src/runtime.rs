@@ -279,7 +279,10 @@ fn run_worker(
     events: Sender<WorkerEvent>,
     shared: Arc<Shared>,
 ) {
-    let handle_data = |core: &mut WorkerCore, input: DataInput| {
+    // When each media input of this round arrived: after the round's sends,
+    // receive → sent is recorded per input (`kaigi_forward_delay_seconds`).
+    let mut media_at: Vec<Instant> = Vec::with_capacity(512);
+    let handle_data = |core: &mut WorkerCore, media_at: &mut Vec<Instant>, input: DataInput| {
         let now = Instant::now();
         match input {
             DataInput::Datagram {
@@ -288,13 +291,14 @@ fn run_worker(
                 data,
                 at,
             } => {
+                let media = classify(&data) == PacketClass::Rtp && !is_rtcp(&data);
                 // Only media is shed: ICE, DTLS and RTCP keep the sessions alive.
-                if now.saturating_duration_since(at) > MAX_QUEUE_DELAY
-                    && classify(&data) == PacketClass::Rtp
-                    && !is_rtcp(&data)
-                {
+                if media && now.saturating_duration_since(at) > MAX_QUEUE_DELAY {
                     core.stats().dropped(DropReason::Overload);
                 } else {
+                    if media {
+                        media_at.push(at);
+                    }
                     core.handle_datagram(now, from, transport, data);
                 }
             }
@@ -303,7 +307,12 @@ fn run_worker(
             {
                 core.stats().dropped(DropReason::Overload);
             }
-            DataInput::Msg(m, _) => core.handle_msg(now, m),
+            DataInput::Msg(m, at) => {
+                if matches!(m, WorkerMsg::Media { .. }) {
+                    media_at.push(at);
+                }
+                core.handle_msg(now, m)
+            }
         }
     };
     let mut batch = UdpBatch::new();
@@ -317,7 +326,7 @@ fn run_worker(
                 Ok(CtlInput::Stop) | Err(_) => break,
             },
             recv(data) -> m => match m {
-                Ok(input) => handle_data(&mut core, input),
+                Ok(input) => handle_data(&mut core, &mut media_at, input),
                 Err(_) => break,
             },
             default(deadline.saturating_duration_since(Instant::now())) => {},
@@ -330,8 +339,14 @@ fn run_worker(
             }
         }
         for _ in 0..256 {
+            // A packet that fans out to many is sent as soon as a sendmmsg batch
+            // is full, not after the whole round: copies leave while the next
+            // packet is encrypted, and the queue of outputs stays short.
+            if core.pending_outputs() >= BATCH {
+                flush(&mut core, &events, &shared, &mut batch, &mut media_at);
+            }
             match data.try_recv() {
-                Ok(input) => handle_data(&mut core, input),
+                Ok(input) => handle_data(&mut core, &mut media_at, input),
                 Err(_) => break,
             }
         }
@@ -339,15 +354,18 @@ fn run_worker(
         if core.poll_timeout().is_some_and(|t| t <= now) {
             core.handle_timeout(now);
         }
-        flush(&mut core, &events, &shared, &mut batch);
+        flush(&mut core, &events, &shared, &mut batch, &mut media_at);
     }
 }
 
+/// Sends what the worker produced, then records receive → sent for the media
+/// inputs handled since the last flush.
 fn flush(
     core: &mut WorkerCore,
     events: &Sender<WorkerEvent>,
     shared: &Shared,
     batch: &mut UdpBatch,
+    media_at: &mut Vec<Instant>,
 ) {
     while let Some(out) = core.poll_output() {
         match out {
@@ -372,6 +390,13 @@ fn flush(
     }
     if !batch.is_empty() {
         send_batch(shared, core.stats(), batch);
+    }
+    if !media_at.is_empty() {
+        let sent = Instant::now();
+        let h = &core.stats().forward_delay;
+        for at in media_at.drain(..) {
+            h.observe(sent.saturating_duration_since(at));
+        }
     }
 }
 

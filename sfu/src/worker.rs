@@ -294,6 +294,11 @@ impl WorkerCore {
         &self.stats
     }
 
+    /// How many outputs wait to be taken.
+    pub fn pending_outputs(&self) -> usize {
+        self.out.len()
+    }
+
     /// Takes the next output.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()

@@ -2,11 +2,13 @@
 //! per-participant labels. Packet counters are read from the workers'
 //! atomics at scrape time, so the packet path never touches Prometheus.
 
+use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use sfu::runtime::SfuHandle;
+use sfu::stats::{DelaySnapshot, FORWARD_DELAY_BOUNDS};
 use sfu::{DropReason, WorkerStats};
 
 /// Every metric kaigi exports.
@@ -177,12 +179,51 @@ impl Metrics {
             let n: u64 = all.iter().map(|s| s.drops(reason)).sum();
             sync(&self.dropped.with_label_values(&[reason.as_str()]), n);
         }
+        let mut delay = all[0].forward_delay.snapshot();
+        for s in &all[1..] {
+            delay.merge(&s.forward_delay.snapshot());
+        }
+        let mut families = self.registry.gather();
+        families.push(forward_delay_family(&delay));
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut buf = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
+            .encode(&families, &mut buf)
             .expect("text encoding");
         String::from_utf8(buf).expect("utf-8")
     }
+}
+
+/// The workers' forwarding-delay histogram, summed, as a Prometheus family:
+/// the buckets live in the workers' atomics, not in the registry.
+fn forward_delay_family(d: &DelaySnapshot) -> MetricFamily {
+    let mut h = Histogram::new();
+    h.set_sample_count(d.count);
+    h.set_sample_sum(d.sum_seconds);
+    h.set_bucket(
+        FORWARD_DELAY_BOUNDS
+            .iter()
+            .zip(&d.cumulative)
+            .map(|(&le, &n)| {
+                let mut b = Bucket::new();
+                b.set_upper_bound(le);
+                b.set_cumulative_count(n);
+                b
+            })
+            .collect(),
+    );
+    let mut m = Metric::new();
+    m.set_histogram(h);
+    let mut f = MetricFamily::new();
+    f.set_name("kaigi_forward_delay_seconds".into());
+    f.set_help(
+        "Time from receiving a media packet (or taking it from another worker) \
+         to handing its copies to the kernel"
+            .into(),
+    );
+    f.set_field_type(MetricType::HISTOGRAM);
+    f.set_metric(vec![m]);
+    f
 }
 
 impl Default for Metrics {

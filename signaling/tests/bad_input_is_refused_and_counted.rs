@@ -284,6 +284,13 @@ async fn bad_input_is_refused_and_counted() {
         if dropped >= 500 {
             assert!(metric(&body, "kaigi_ws_rejected_total") >= 10, "{body}");
             assert_eq!(metric(&body, "kaigi_participants "), 1, "{body}");
+            // The workers' delay histogram is exported in the histogram form.
+            assert!(
+                body.contains("# TYPE kaigi_forward_delay_seconds histogram")
+                    && body.contains("kaigi_forward_delay_seconds_bucket{le=\"0.002\"}")
+                    && body.contains("kaigi_forward_delay_seconds_bucket{le=\"+Inf\"}"),
+                "{body}"
+            );
             break;
         }
         assert!(

@@ -24,7 +24,8 @@ for _ in $(seq 100); do
   python3 -c 'import ssl,urllib.request; urllib.request.urlopen("https://127.0.0.1:18443/healthz", context=ssl._create_unverified_context(), timeout=1)' 2>/dev/null && break
   sleep 0.1
 done
-"$TARGET/release/loadgen" --url https://127.0.0.1:18443 --server-pid "$KP" --scenario livestream \
+"$TARGET/release/loadgen" --url https://127.0.0.1:18443 --server-pid "$KP" \
+  --server-metrics https://127.0.0.1:18443/metrics --scenario livestream \
   --subscribers "$VIEWERS" --duration 5 --ramp 20 --video-kbps 500 --out "$RUN/result.json"
 python3 - "$RUN/result.json" "$VIEWERS" <<'PY'
 import json, sys
@@ -38,6 +39,10 @@ if c["errors"]: fails.append(f"{c['errors']} client errors: {c.get('error_sample
 if t["loss_pct"] != 0: fails.append(f"loss {t['loss_pct']}%")
 # 2 streams per viewer, ~5 s of 500 kbit/s video and 50 pkt/s audio: far more than 100 each.
 if t["packets_received"] < n * 2 * 100: fails.append(f"too few packets: {t['packets_received']}")
+# kaigi's own forwarding-delay histogram is exported and saw the steady window's media.
+fd = r["steady_state"].get("server_forward_delay_ms") or {}
+print(f"load: server forward delay {fd}")
+if not fd.get("count"): fails.append(f"kaigi_forward_delay_seconds recorded nothing: {fd}")
 if fails: sys.exit("load smoke failed: " + "; ".join(fails))
 PY
 kill -0 "$KP" || { echo "kaigi died under load" >&2; tail -20 "$RUN/kaigi.log"; exit 1; }

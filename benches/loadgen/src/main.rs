@@ -12,6 +12,7 @@ mod media;
 mod peer;
 mod report;
 mod scenario;
+mod server_metrics;
 mod signal;
 mod stats;
 
@@ -83,6 +84,10 @@ struct Cli {
     /// The server's pid, to report its CPU time over the run.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The server's Prometheus endpoint (kaigi: https://host:port/metrics),
+    /// to report the forwarding delay the server measures itself.
+    #[arg(long)]
+    server_metrics: Option<String>,
     /// Write the JSON here instead of stdout.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -183,9 +188,14 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
     } else {
         None
     };
+    let delay0 = forward_delay(cli.server_metrics.clone()).await;
     tokio::time::sleep_until(run_end.into()).await;
     let media_end = Instant::now();
     let steady_cpu = steady_cpu0.and_then(|c0| Some(cpu_seconds(server_pid.as_deref()?)? - c0));
+    let server_delay = match (delay0, forward_delay(cli.server_metrics.clone()).await) {
+        (Some(a), Some(b)) => Some(b.since(&a).summary_ms()),
+        _ => None,
+    };
     let steady_secs = media_end
         .saturating_duration_since(steady_from)
         .as_secs_f64();
@@ -270,6 +280,7 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
             "from_s": first, "to_s": last,
             "received_pps": steady_pps.round(),
             "delay_ms": quantiles(&totals.delay_steady),
+            "server_forward_delay_ms": server_delay,
         },
         "per_second": {
             "received": totals.per_second,
@@ -294,6 +305,7 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
             "send_dropped": notes.send_dropped,
             "join_ms": "connect start → welcome (kaigi) / joined or attached (janus); connect_ms: → subscribe PC connected; first_packet_ms: → first RTP on the subscribe PC",
             "delay": "send stamp = last 8 payload bytes, µs on the process's monotonic clock",
+            "server_forward_delay": "kaigi_forward_delay_seconds over the steady window: receive → copies handed to the kernel, per incoming media packet, from the server's own histogram",
         },
     }))
 }
@@ -309,6 +321,22 @@ fn raise_fd_limit() {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// kaigi's forwarding-delay histogram now, if `--server-metrics` was given
+/// and answers.
+async fn forward_delay(url: Option<String>) -> Option<server_metrics::PromHistogram> {
+    let url = url?;
+    let text = tokio::task::spawn_blocking(move || server_metrics::fetch(&url))
+        .await
+        .ok()?;
+    match text {
+        Ok(t) => server_metrics::parse_histogram(&t, "kaigi_forward_delay_seconds"),
+        Err(e) => {
+            eprintln!("loadgen: server metrics: {e:#}");
+            None
         }
     }
 }
