@@ -57,6 +57,10 @@ pub struct ParticipantInfo {
     pub audio_muted: bool,
     /// Camera off.
     pub video_muted: bool,
+    /// Hand raised.
+    pub hand_raised: bool,
+    /// May moderate the room.
+    pub moderator: bool,
 }
 
 /// Something to tell one participant.
@@ -106,6 +110,8 @@ pub struct Joined {
     pub id: ParticipantId,
     /// Who else is in the room.
     pub others: Vec<ParticipantInfo>,
+    /// Whether it moderates the room.
+    pub moderator: bool,
 }
 
 struct Member {
@@ -118,6 +124,9 @@ struct Member {
     ready: bool,
     /// Tracks it is subscribed to.
     subscribed: HashSet<TrackId>,
+    /// Kinds a moderator muted ([audio, video]), held at its worker until it
+    /// unmutes itself.
+    held: [bool; 2],
 }
 
 /// Rooms and participants of this process.
@@ -220,7 +229,18 @@ impl Engine {
 
     /// Adds a participant to a room (creating the room), placing it on the
     /// least loaded worker, and subscribes it to what the room publishes.
+    /// The first one into a room moderates it.
     pub fn join(&mut self, room: &str, name: &str) -> Result<Joined, JoinError> {
+        self.join_as(room, name, false)
+    }
+
+    /// [`Engine::join`], as a moderator when `moderator` (a moderator token).
+    pub fn join_as(
+        &mut self,
+        room: &str,
+        name: &str,
+        moderator: bool,
+    ) -> Result<Joined, JoinError> {
         validate_name(room)?;
         match self.rooms.get(room) {
             Some(r) if r.participants.len() >= self.cfg.max_participants_per_room => {
@@ -246,7 +266,14 @@ impl Engine {
             name: name.to_owned(),
             audio_muted: false,
             video_muted: false,
+            hand_raised: false,
+            moderator: moderator
+                || self
+                    .rooms
+                    .get(room)
+                    .is_none_or(|r| r.participants.is_empty()),
         };
+        let moderator = info.moderator;
         self.members.insert(
             id,
             Member {
@@ -256,6 +283,7 @@ impl Engine {
                 ufrags: [publish_ice.0.clone(), subscribe_ice.0.clone()],
                 ready: false,
                 subscribed: HashSet::new(),
+                held: [false; 2],
             },
         );
         self.commands.push_back((
@@ -274,7 +302,11 @@ impl Engine {
             .push(id);
         self.notify_room(room, id, NoticeKind::ParticipantJoined(info));
         info!(participant = id, room, worker, "joined");
-        Ok(Joined { id, others })
+        Ok(Joined {
+            id,
+            others,
+            moderator,
+        })
     }
 
     /// The participant's signaling is ready for notices: subscribe it to
@@ -377,6 +409,57 @@ impl Engine {
         }
         self.notify_room(&room, id, NoticeKind::ParticipantLeft(id));
         info!(participant = id, room, "left");
+        if m.info.moderator {
+            self.ensure_moderator(&room);
+        }
+    }
+
+    /// A room whose last moderator left gets one: the earliest joiner left.
+    fn ensure_moderator(&mut self, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let has = r
+            .participants
+            .iter()
+            .any(|p| self.members.get(p).is_some_and(|m| m.info.moderator));
+        if let (false, Some(&first)) = (has, r.participants.first()) {
+            info!(participant = first, room, "moderator handed over");
+            self.set_moderator(first, true);
+        }
+    }
+
+    /// Grants or withdraws moderation; the whole room (the participant
+    /// included) is told.
+    pub fn set_moderator(&mut self, id: ParticipantId, moderator: bool) {
+        self.update_info(id, |i| i.moderator = moderator);
+    }
+
+    /// Raises or lowers a participant's hand; the whole room is told.
+    pub fn set_hand(&mut self, id: ParticipantId, raised: bool) {
+        self.update_info(id, |i| i.hand_raised = raised);
+    }
+
+    /// Whether `id` may moderate its room.
+    pub fn is_moderator(&self, id: ParticipantId) -> bool {
+        self.members.get(&id).is_some_and(|m| m.info.moderator)
+    }
+
+    /// What the room sees of `id`.
+    pub fn participant(&self, id: ParticipantId) -> Option<ParticipantInfo> {
+        self.members.get(&id).map(|m| m.info.clone())
+    }
+
+    fn update_info(&mut self, id: ParticipantId, f: impl FnOnce(&mut ParticipantInfo)) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        let before = m.info.clone();
+        f(&mut m.info);
+        if m.info != before {
+            let (room, info) = (m.room.clone(), m.info.clone());
+            self.notify_room(&room, 0, NoticeKind::ParticipantUpdated(info));
+        }
     }
 
     fn unpublish_all(&mut self, room: &str, publisher: ParticipantId) {
@@ -475,7 +558,8 @@ impl Engine {
         }
     }
 
-    /// Records a mute change and tells the room.
+    /// Records a mute change by the participant itself and tells the room;
+    /// unmuting releases a moderator's hold on that kind.
     pub fn set_muted(&mut self, id: ParticipantId, kind: MediaKind, muted: bool) {
         let Some(m) = self.members.get_mut(&id) else {
             return;
@@ -484,8 +568,56 @@ impl Engine {
             MediaKind::Audio => m.info.audio_muted = muted,
             MediaKind::Video => m.info.video_muted = muted,
         }
+        if !muted && m.held[kind as usize] {
+            m.held[kind as usize] = false;
+            self.commands.push_back((
+                m.worker,
+                Command::Hold {
+                    participant: id,
+                    kind,
+                    held: false,
+                },
+            ));
+        }
         let (room, info) = (m.room.clone(), m.info.clone());
         self.notify_room(&room, id, NoticeKind::ParticipantUpdated(info));
+    }
+
+    /// A moderator mutes `id`: its media of `kind` stops being forwarded,
+    /// whatever its client sends, until it unmutes itself; the room (the
+    /// participant included) sees it muted. False if `id` is unknown.
+    pub fn hold(&mut self, id: ParticipantId, kind: MediaKind) -> bool {
+        let Some(m) = self.members.get_mut(&id) else {
+            return false;
+        };
+        match kind {
+            MediaKind::Audio => m.info.audio_muted = true,
+            MediaKind::Video => m.info.video_muted = true,
+        }
+        if !m.held[kind as usize] {
+            m.held[kind as usize] = true;
+            self.commands.push_back((
+                m.worker,
+                Command::Hold {
+                    participant: id,
+                    kind,
+                    held: true,
+                },
+            ));
+        }
+        let (room, info) = (m.room.clone(), m.info.clone());
+        self.notify_room(&room, 0, NoticeKind::ParticipantUpdated(info));
+        true
+    }
+
+    /// The room `id` is in.
+    pub fn room_of(&self, id: ParticipantId) -> Option<&str> {
+        self.members.get(&id).map(|m| m.room.as_str())
+    }
+
+    /// Whether a moderator's hold is on `id`'s media of `kind`.
+    pub fn is_held(&self, id: ParticipantId, kind: MediaKind) -> bool {
+        self.members.get(&id).is_some_and(|m| m.held[kind as usize])
     }
 
     /// Handles what a worker reports.
@@ -556,6 +688,37 @@ mod tests {
 
     fn drain(e: &mut Engine) -> Vec<(usize, Command)> {
         std::iter::from_fn(|| e.poll_command()).collect()
+    }
+
+    #[test]
+    fn moderation_is_handed_to_the_earliest_joiner_left() {
+        let mut e = Engine::new(EngineConfig::default(), 1);
+        let a = e.join("r", "a").unwrap().id;
+        let b = e.join("r", "b").unwrap().id;
+        let c = e.join("r", "c").unwrap().id;
+        e.set_moderator(a, true);
+        e.set_hand(c, true);
+        assert!(e.is_moderator(a) && !e.is_moderator(b));
+        assert!(e.participant(c).unwrap().hand_raised);
+        std::iter::from_fn(|| e.poll_notice()).for_each(drop);
+        e.leave(a);
+        assert!(e.is_moderator(b), "b joined before c");
+        assert!(!e.is_moderator(c));
+        let told: Vec<Notice> = std::iter::from_fn(|| e.poll_notice()).collect();
+        for to in [b, c] {
+            assert!(
+                told.iter().any(|n| n.to == to
+                    && matches!(&n.kind, NoticeKind::ParticipantUpdated(i) if i.id == b && i.moderator)),
+                "{to} was told: {told:?}"
+            );
+        }
+        // A room that still has a moderator keeps it.
+        e.leave(c);
+        assert!(e.is_moderator(b));
+        // Unchanged state tells nobody.
+        std::iter::from_fn(|| e.poll_notice()).for_each(drop);
+        e.set_hand(b, false);
+        assert!(e.poll_notice().is_none());
     }
 
     #[test]

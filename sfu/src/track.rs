@@ -21,6 +21,9 @@ pub struct PublishedTrack {
     /// Workers (by index) that host at least one subscriber; packets go
     /// once to each, not once per subscriber.
     pub fanout: Vec<usize>,
+    /// Not forwarded at all: a moderator muted its publisher, and only the
+    /// publisher's own unmute releases it.
+    pub held: bool,
 }
 
 impl PublishedTrack {

@@ -100,6 +100,17 @@ pub enum Command {
         /// The worker that has no subscribers left.
         worker: usize,
     },
+    /// Stop (or resume) forwarding a participant's audio or video, whatever
+    /// its client sends: a moderator's mute is enforced here, not trusted to
+    /// the client.
+    Hold {
+        /// Whose media.
+        participant: ParticipantId,
+        /// Which kind.
+        kind: MediaKind,
+        /// Held (not forwarded) or released.
+        held: bool,
+    },
     /// Close the participant's peers and forget it.
     RemoveParticipant {
         /// Who.
@@ -214,6 +225,8 @@ struct Hosted {
     next_track: u32,
     /// Tracks this participant subscribes to.
     subscriptions: FastSet<TrackId>,
+    /// Held kinds ([audio, video]): tracks published later start held too.
+    held: [bool; 2],
 }
 
 type PeerKey = (ParticipantId, Role);
@@ -406,6 +419,7 @@ impl WorkerCore {
                         negotiation: Negotiation::Stable,
                         next_track: 0,
                         subscriptions: FastSet::default(),
+                        held: [false; 2],
                     },
                 );
             }
@@ -443,6 +457,21 @@ impl WorkerCore {
                 if let Some(t) = self.published.get_mut(&track) {
                     t.remove_worker(worker);
                 }
+            }
+            Command::Hold {
+                participant,
+                kind,
+                held,
+            } => {
+                if let Some(h) = self.hosted.get_mut(&participant) {
+                    h.held[kind as usize] = held;
+                }
+                for t in self.published.values_mut() {
+                    if t.id.participant == participant && t.kind == kind {
+                        t.held = held;
+                    }
+                }
+                info!(participant, kind = kind.as_str(), held, "media hold");
             }
             Command::RemoveParticipant { participant } => self.remove(participant),
         }
@@ -715,6 +744,7 @@ impl WorkerCore {
                 };
                 h.next_track += 1;
                 self.by_local_track.insert((participant, track.clone()), id);
+                let held = h.held[kind as usize];
                 self.published.insert(
                     id,
                     PublishedTrack {
@@ -724,6 +754,7 @@ impl WorkerCore {
                         codec: codec.clone(),
                         keyframes: Default::default(),
                         fanout: Vec::new(),
+                        held,
                     },
                 );
                 info!(participant, %id, kind = kind.as_str(), codec = %codec.mime_type, "track published");
@@ -765,7 +796,7 @@ impl WorkerCore {
         let Some(t) = self.published.get(&track) else {
             return;
         };
-        if t.fanout.is_empty() {
+        if t.fanout.is_empty() || t.held {
             return;
         }
         let packet = Arc::new(packet);

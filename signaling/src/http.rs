@@ -68,6 +68,8 @@ pub struct AppState {
     pub token_secret: Vec<u8>,
     /// Set on SIGTERM: new joins are refused, `/readyz` fails.
     pub draining: AtomicBool,
+    /// Chat, room settings and waiting rooms.
+    pub meetings: crate::meeting::Meetings,
 }
 
 impl AppState {

@@ -3,6 +3,7 @@
 mod auth;
 mod config;
 mod http;
+mod meeting;
 mod metrics;
 mod protocol;
 mod tls;
@@ -266,6 +267,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         sessions,
         token_secret,
         draining: AtomicBool::new(false),
+        meetings: Default::default(),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();

@@ -80,10 +80,67 @@ pub enum ClientMsg {
         /// Now muted.
         muted: bool,
     },
+    /// A chat message to everyone in the room.
+    Chat {
+        /// Plain text (never interpreted as HTML).
+        text: String,
+    },
+    /// Raise or lower one's hand.
+    Hand {
+        /// Raised.
+        raised: bool,
+    },
+    /// A moderator's action.
+    Moderate(ModerateAction),
     /// Leave the room.
     Leave,
     /// Keep-alive.
     Ping,
+}
+
+/// What a moderator can do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ModerateAction {
+    /// Mute someone's microphone (or camera); only they can unmute.
+    Mute {
+        /// Participant id (`p3`).
+        target: String,
+        /// Which.
+        kind: Kind,
+    },
+    /// Remove someone from the meeting.
+    Remove {
+        /// Participant id.
+        target: String,
+    },
+    /// Lock or unlock the room: a locked room takes no new participants.
+    Lock {
+        /// Locked.
+        locked: bool,
+    },
+    /// Turn the waiting room on or off.
+    Lobby {
+        /// On.
+        enabled: bool,
+    },
+    /// Let someone in from the waiting room.
+    Admit {
+        /// Waiting-room id (`l4`).
+        target: String,
+    },
+    /// Turn someone away from the waiting room.
+    Deny {
+        /// Waiting-room id.
+        target: String,
+    },
+    /// Grant moderation to another participant.
+    Promote {
+        /// Participant id.
+        target: String,
+    },
+    /// End the meeting for everyone.
+    End,
 }
 
 /// What others see of a participant.
@@ -97,6 +154,43 @@ pub struct Participant {
     pub audio_muted: bool,
     /// Camera off.
     pub video_muted: bool,
+    /// Hand raised.
+    pub hand_raised: bool,
+    /// May moderate the room.
+    pub moderator: bool,
+}
+
+/// One chat message, as sent and as kept in the room's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatEntry {
+    /// Increasing per room.
+    pub id: u64,
+    /// Sender's participant id.
+    pub from: String,
+    /// Sender's display name when it was sent.
+    pub name: String,
+    /// The text (plain; clients must not render it as HTML).
+    pub text: String,
+    /// When the server received it, milliseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+/// Room-wide settings a moderator controls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RoomState {
+    /// No new participants.
+    pub locked: bool,
+    /// New participants wait until a moderator admits them.
+    pub lobby: bool,
+}
+
+/// Someone in the waiting room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    /// Waiting-room id (`l4`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
 }
 
 /// Server → client.
@@ -113,6 +207,14 @@ pub enum ServerMsg {
         participant_id: String,
         /// The others in the room.
         participants: Vec<Participant>,
+        /// Whether the joiner moderates the room.
+        moderator: bool,
+        /// The room's settings.
+        room_state: RoomState,
+        /// Recent chat, oldest first.
+        chat: Vec<ChatEntry>,
+        /// Who waits to be admitted (moderators only; empty otherwise).
+        lobby: Vec<Waiting>,
     },
     /// Answer for the publish connection.
     PublishAnswer {
@@ -139,6 +241,39 @@ pub enum ServerMsg {
         /// Who, now.
         participant: Participant,
     },
+    /// A chat message.
+    Chat(ChatEntry),
+    /// The room's settings changed.
+    RoomState(RoomState),
+    /// A moderator muted the client: its media of this kind is no longer
+    /// forwarded until it unmutes itself.
+    MutedByModerator {
+        /// Which.
+        kind: Kind,
+        /// The moderator's name.
+        by: String,
+    },
+    /// The client waits in the waiting room for a moderator.
+    LobbyWaiting,
+    /// (To moderators) someone waits to be admitted.
+    LobbyRequest(Waiting),
+    /// (To moderators) someone left the waiting room (admitted, denied, gone).
+    LobbyLeft {
+        /// Waiting-room id.
+        id: String,
+    },
+    /// A moderator turned the client away; the connection closes.
+    LobbyDenied,
+    /// A moderator removed the client; the connection closes.
+    Removed {
+        /// The moderator's name.
+        by: String,
+    },
+    /// A moderator ended the meeting; the connection closes.
+    MeetingEnded {
+        /// The moderator's name.
+        by: String,
+    },
     /// A request failed.
     Error {
         /// Machine-readable code.
@@ -151,6 +286,14 @@ pub enum ServerMsg {
 }
 
 impl ServerMsg {
+    /// Whether the session closes after this message.
+    pub fn ends_session(&self) -> bool {
+        matches!(
+            self,
+            ServerMsg::LobbyDenied | ServerMsg::Removed { .. } | ServerMsg::MeetingEnded { .. }
+        )
+    }
+
     /// An error message.
     pub fn error(code: &str, message: impl Into<String>) -> Self {
         ServerMsg::Error {
@@ -163,6 +306,32 @@ impl ServerMsg {
 /// The wire id of a participant.
 pub fn participant_id(id: sfu::ParticipantId) -> String {
     format!("p{id}")
+}
+
+/// The longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+/// Cleans a chat message: drops control characters except line breaks and
+/// tabs, trims, and refuses empty or over-long text.
+pub fn clean_chat(text: &str) -> Result<String, &'static str> {
+    let cleaned: String = text
+        .chars()
+        .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    if cleaned.is_empty() {
+        return Err("a chat message needs some text");
+    }
+    if cleaned.chars().count() > MAX_CHAT_CHARS {
+        return Err("a chat message is at most 2000 characters");
+    }
+    Ok(cleaned)
+}
+
+/// Parses a wire id with its prefix (`p3`, `l4`).
+pub fn parse_id(prefix: char, s: &str) -> Option<u64> {
+    s.strip_prefix(prefix)?.parse().ok()
 }
 
 /// Cleans a display name: trims, drops control characters, caps at 64 characters.

@@ -3,19 +3,20 @@
 //! gets an `error` message; too much of it closes the socket.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info_span};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug, info, info_span};
 
 use sfu::{JoinError, MediaKind, NoticeKind, ParticipantId, Role as PcRoleSfu};
 
 use crate::auth::{self, Role};
 use crate::http::{AppState, SessionHandle};
-use crate::protocol::{self, ClientMsg, Kind, Participant, PcRole, ServerMsg};
+use crate::meeting::RateLimit;
+use crate::protocol::{self, ClientMsg, Kind, ModerateAction, Participant, PcRole, ServerMsg};
 
 /// Outgoing messages queued per client; a client this far behind loses notices.
 pub const CLIENT_QUEUE: usize = 256;
@@ -42,29 +43,67 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -
         })
 }
 
-/// Converts an engine notice to a protocol message.
-pub fn notice_to_msg(kind: NoticeKind) -> ServerMsg {
-    let p = |i: sfu::engine::ParticipantInfo| Participant {
+/// What others see of a participant, in the protocol's form.
+pub fn participant(i: sfu::engine::ParticipantInfo) -> Participant {
+    Participant {
         id: protocol::participant_id(i.id),
         name: i.name,
         audio_muted: i.audio_muted,
         video_muted: i.video_muted,
-    };
+        hand_raised: i.hand_raised,
+        moderator: i.moderator,
+    }
+}
+
+/// Converts an engine notice to a protocol message.
+pub fn notice_to_msg(kind: NoticeKind) -> ServerMsg {
     match kind {
-        NoticeKind::ParticipantJoined(i) => ServerMsg::ParticipantJoined { participant: p(i) },
+        NoticeKind::ParticipantJoined(i) => ServerMsg::ParticipantJoined {
+            participant: participant(i),
+        },
         NoticeKind::ParticipantLeft(id) => ServerMsg::ParticipantLeft {
             id: protocol::participant_id(id),
         },
-        NoticeKind::ParticipantUpdated(i) => ServerMsg::ParticipantUpdated { participant: p(i) },
+        NoticeKind::ParticipantUpdated(i) => ServerMsg::ParticipantUpdated {
+            participant: participant(i),
+        },
         NoticeKind::PublishAnswer(sdp) => ServerMsg::PublishAnswer { sdp },
         NoticeKind::SubscribeOffer(sdp) => ServerMsg::SubscribeOffer { sdp },
         NoticeKind::Error { code, message } => ServerMsg::error(code, message),
     }
 }
 
+/// A session in a room.
 struct Joined {
     id: ParticipantId,
     role: Role,
+    room: String,
+}
+
+/// A join that passed the checks: who, where, as what.
+struct JoinRequest {
+    room: String,
+    name: String,
+    role: Role,
+}
+
+/// A session in the waiting room: the moderator's decision arrives on `decided`.
+struct Waiting {
+    req: JoinRequest,
+    waiter: u64,
+    decided: oneshot::Receiver<bool>,
+}
+
+/// Where a session stands.
+enum Stage {
+    /// Not in a room yet.
+    Idle,
+    /// In the waiting room.
+    Waiting(Waiting),
+    /// In a room.
+    Joined(Joined),
+    /// Left (or was turned away): the socket closes.
+    Done,
 }
 
 async fn session(mut socket: WebSocket, state: Arc<AppState>) {
@@ -75,7 +114,8 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
         tx: tx.clone(),
         kill: kill.clone(),
     };
-    let mut joined: Option<Joined> = None;
+    let mut stage = Stage::Idle;
+    let mut chat_limit = RateLimit::chat(Instant::now());
     let mut bad = 0u32;
     loop {
         tokio::select! {
@@ -99,13 +139,17 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
                 };
                 match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(msg) => {
-                        if let Some(reply) = handle(&state, &session_handle, &mut joined, msg) {
-                            if matches!(reply, ServerMsg::Error { .. }) {
+                        let mut ctx = Ctx { state: &state, session: &session_handle, chat_limit: &mut chat_limit };
+                        if let Some(reply) = handle(&mut ctx, &mut stage, msg) {
+                            if let ServerMsg::Error { code, .. } = &reply {
                                 bad += 1;
+                                if code == "rate_limited" {
+                                    state.metrics.ws_rejected.with_label_values(&["rate_limited"]).inc();
+                                }
                             }
                             let _ = tx.try_send(reply);
                         }
-                        if joined.as_ref().is_some_and(|j| j.id == 0) {
+                        if matches!(stage, Stage::Done) {
                             break;
                         }
                     }
@@ -120,49 +164,178 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
                     break;
                 }
             }
+            decision = async {
+                match &mut stage {
+                    Stage::Waiting(w) => (&mut w.decided).await.unwrap_or(false),
+                    _ => std::future::pending().await,
+                }
+            } => {
+                let Stage::Waiting(w) = std::mem::replace(&mut stage, Stage::Idle) else { unreachable!() };
+                if decision {
+                    match enter(&state, &session_handle, w.req) {
+                        Ok(j) => stage = Stage::Joined(j),
+                        Err(reply) => {
+                            let _ = tx.try_send(reply);
+                        }
+                    }
+                } else {
+                    let _ = socket.send(text_msg(&ServerMsg::LobbyDenied)).await;
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code: 4003, reason: "not admitted".into() }))).await;
+                    stage = Stage::Done;
+                    break;
+                }
+            }
             _ = kill.notified() => {
                 let _ = socket.send(Message::Close(Some(CloseFrame { code: 1013, reason: "client too slow".into() }))).await;
                 break;
             }
             Some(out) = rx.recv() => {
-                let text = serde_json::to_string(&out).expect("server messages serialise");
-                if socket.send(Message::Text(text.into())).await.is_err() {
+                let ends = out.ends_session();
+                if socket.send(text_msg(&out)).await.is_err() {
+                    break;
+                }
+                if ends {
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code: 4000, reason: "session ended".into() }))).await;
                     break;
                 }
             }
         }
     }
-    if let Some(j) = joined.filter(|j| j.id != 0) {
-        state.sessions.lock().expect("sessions").remove(&j.id);
-        state.sfu.control(|e| e.leave(j.id));
+    match stage {
+        Stage::Joined(j) => leave(&state, &j),
+        Stage::Waiting(w) => {
+            let gone = state
+                .meetings
+                .with(&w.req.room, |r| r.take_waiter(w.waiter).is_some());
+            if gone {
+                tell_moderators(
+                    &state,
+                    &w.req.room,
+                    ServerMsg::LobbyLeft {
+                        id: format!("l{}", w.waiter),
+                    },
+                );
+            }
+            state
+                .meetings
+                .close_if_empty(&w.req.room, occupied(&state, &w.req.room));
+        }
+        Stage::Idle | Stage::Done => {}
     }
     state.metrics.ws_connections.dec();
 }
 
+fn text_msg(m: &ServerMsg) -> Message {
+    Message::Text(
+        serde_json::to_string(m)
+            .expect("server messages serialise")
+            .into(),
+    )
+}
+
+/// What a message handler works with.
+struct Ctx<'a> {
+    state: &'a AppState,
+    session: &'a SessionHandle,
+    chat_limit: &'a mut RateLimit,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Whether anyone is in `room`.
+fn occupied(state: &AppState, room: &str) -> bool {
+    state.sfu.control(|e| !e.room_participants(room).is_empty())
+}
+
+/// Leaves the room; the last one out closes the meeting's state, and
+/// whoever still waits is let in (there is nobody left to guard the door).
+fn leave(state: &AppState, j: &Joined) {
+    state.sessions.lock().expect("sessions").remove(&j.id);
+    state.sfu.control(|e| e.leave(j.id));
+    if !occupied(state, &j.room) {
+        let waiters = state
+            .meetings
+            .with(&j.room, |r| std::mem::take(&mut r.waiting));
+        for w in waiters {
+            let _ = w.decide.send(true);
+        }
+    }
+    state
+        .meetings
+        .close_if_empty(&j.room, occupied(state, &j.room));
+}
+
+/// Sends to one participant's session; a client that stopped reading is ended.
+fn send_to(state: &AppState, id: ParticipantId, msg: ServerMsg) {
+    let h = state.sessions.lock().expect("sessions").get(&id).cloned();
+    if let Some(h) = h
+        && h.tx.try_send(msg).is_err()
+    {
+        state.metrics.notices_dropped.inc();
+        h.kill.notify_one();
+    }
+}
+
+/// Sends to everyone in `room`.
+fn broadcast(state: &AppState, room: &str, msg: &ServerMsg) {
+    for i in state.sfu.control(|e| e.room_participants(room)) {
+        send_to(state, i.id, msg.clone());
+    }
+}
+
+/// Sends to the moderators of `room`.
+fn tell_moderators(state: &AppState, room: &str, msg: ServerMsg) {
+    for i in state.sfu.control(|e| e.room_participants(room)) {
+        if i.moderator {
+            send_to(state, i.id, msg.clone());
+        }
+    }
+}
+
 /// Handles one well-formed message; returns the direct reply, if any.
-fn handle(
-    state: &AppState,
-    session: &SessionHandle,
-    joined: &mut Option<Joined>,
-    msg: ClientMsg,
-) -> Option<ServerMsg> {
-    let Some(j) = joined.as_ref() else {
-        return match msg {
-            ClientMsg::Join {
-                v,
-                room,
-                name,
-                token,
-            } => match join(state, session, v, &room, &name, token.as_deref()) {
-                Ok(j) => {
-                    *joined = Some(j);
+fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<ServerMsg> {
+    let state = ctx.state;
+    let j = match stage {
+        Stage::Joined(j) => j,
+        Stage::Idle => {
+            return match msg {
+                ClientMsg::Join {
+                    v,
+                    room,
+                    name,
+                    token,
+                } => match request_join(state, v, &room, &name, token.as_deref())
+                    .and_then(|req| admit_or_wait(state, ctx.session, req))
+                {
+                    Ok(next) => {
+                        *stage = next;
+                        None
+                    }
+                    Err(reply) => Some(reply),
+                },
+                ClientMsg::Ping => Some(ServerMsg::Pong),
+                _ => Some(ServerMsg::error("not_joined", "send join first")),
+            };
+        }
+        Stage::Waiting(_) => {
+            return match msg {
+                ClientMsg::Ping => Some(ServerMsg::Pong),
+                ClientMsg::Leave => {
+                    *stage = Stage::Done;
                     None
                 }
-                Err(reply) => Some(reply),
-            },
-            ClientMsg::Ping => Some(ServerMsg::Pong),
-            _ => Some(ServerMsg::error("not_joined", "send join first")),
-        };
+                _ => Some(ServerMsg::error(
+                    "not_joined",
+                    "waiting for a moderator to admit you",
+                )),
+            };
+        }
+        Stage::Done => return None,
     };
     let id = j.id;
     match msg {
@@ -198,35 +371,173 @@ fn handle(
             None
         }
         ClientMsg::Mute { kind, muted } => {
-            let kind = match kind {
-                Kind::Audio => MediaKind::Audio,
-                Kind::Video => MediaKind::Video,
-            };
-            state.sfu.control(|e| e.set_muted(id, kind, muted));
+            state
+                .sfu
+                .control(|e| e.set_muted(id, media_kind(kind), muted));
             None
         }
-        ClientMsg::Leave => {
-            state.sessions.lock().expect("sessions").remove(&id);
-            state.sfu.control(|e| e.leave(id));
-            // Id 0 marks "left": the loop closes the socket.
-            *joined = Some(Joined {
-                id: 0,
-                role: j.role,
+        ClientMsg::Chat { text } => {
+            let text = match protocol::clean_chat(&text) {
+                Ok(t) => t,
+                Err(reason) => return Some(ServerMsg::error("bad_request", reason)),
+            };
+            let now = Instant::now();
+            if !ctx.chat_limit.allow(now) {
+                return Some(ServerMsg::error(
+                    "rate_limited",
+                    format!(
+                        "too many chat messages; wait {} ms",
+                        ctx.chat_limit.retry_after().as_millis()
+                    ),
+                ));
+            }
+            let name = state
+                .sfu
+                .control(|e| e.participant(id).map(|i| i.name))
+                .unwrap_or_default();
+            let entry = state.meetings.with(&j.room, |r| {
+                r.add_chat(protocol::participant_id(id), name, text, now_ms())
             });
+            broadcast(state, &j.room, &ServerMsg::Chat(entry));
+            None
+        }
+        ClientMsg::Hand { raised } => {
+            state.sfu.control(|e| e.set_hand(id, raised));
+            None
+        }
+        ClientMsg::Moderate(action) => moderate(state, j, action).err(),
+        ClientMsg::Leave => {
+            leave(state, j);
+            *stage = Stage::Done;
             None
         }
         ClientMsg::Ping => Some(ServerMsg::Pong),
     }
 }
 
-fn join(
+fn media_kind(kind: Kind) -> MediaKind {
+    match kind {
+        Kind::Audio => MediaKind::Audio,
+        Kind::Video => MediaKind::Video,
+    }
+}
+
+/// A moderator's action; anyone else is refused with `forbidden`.
+fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), ServerMsg> {
+    let (allowed, me) = state.sfu.control(|e| {
+        (
+            e.is_moderator(j.id),
+            e.participant(j.id).map(|i| i.name).unwrap_or_default(),
+        )
+    });
+    if !allowed {
+        state
+            .metrics
+            .ws_rejected
+            .with_label_values(&["forbidden"])
+            .inc();
+        return Err(ServerMsg::error(
+            "forbidden",
+            "only a moderator can do this",
+        ));
+    }
+    // A participant of this room, by wire id.
+    let member = |target: &str| -> Result<ParticipantId, ServerMsg> {
+        protocol::parse_id('p', target)
+            .filter(|&t| state.sfu.control(|e| e.room_of(t) == Some(j.room.as_str())))
+            .ok_or_else(|| {
+                ServerMsg::error("not_found", format!("no participant {target} in this room"))
+            })
+    };
+    let waiter = |target: &str| -> Result<crate::meeting::Waiter, ServerMsg> {
+        protocol::parse_id('l', target)
+            .and_then(|w| state.meetings.with(&j.room, |r| r.take_waiter(w)))
+            .ok_or_else(|| ServerMsg::error("not_found", format!("nobody is waiting as {target}")))
+    };
+    info!(room = %j.room, moderator = j.id, ?action, "moderation");
+    let admit = matches!(action, ModerateAction::Admit { .. });
+    match action {
+        ModerateAction::Mute { target, kind } => {
+            let t = member(&target)?;
+            state.sfu.control(|e| e.hold(t, media_kind(kind)));
+            send_to(state, t, ServerMsg::MutedByModerator { kind, by: me });
+        }
+        ModerateAction::Remove { target } => {
+            let t = member(&target)?;
+            if t == j.id {
+                return Err(ServerMsg::error("bad_request", "use leave to leave"));
+            }
+            // Told first, then out of the room at once: its media stops even if
+            // its client never reads the message.
+            send_to(state, t, ServerMsg::Removed { by: me });
+            state.sessions.lock().expect("sessions").remove(&t);
+            state.sfu.control(|e| e.leave(t));
+        }
+        ModerateAction::Lock { locked } => {
+            let rs = state.meetings.with(&j.room, |r| {
+                r.state.locked = locked;
+                r.state
+            });
+            broadcast(state, &j.room, &ServerMsg::RoomState(rs));
+        }
+        ModerateAction::Lobby { enabled } => {
+            let (rs, waiters) = state.meetings.with(&j.room, |r| {
+                r.state.lobby = enabled;
+                let w = if enabled {
+                    Vec::new()
+                } else {
+                    std::mem::take(&mut r.waiting)
+                };
+                (r.state, w)
+            });
+            // Turning the waiting room off lets everyone in it in.
+            for w in waiters {
+                tell_moderators(
+                    state,
+                    &j.room,
+                    ServerMsg::LobbyLeft {
+                        id: format!("l{}", w.id),
+                    },
+                );
+                let _ = w.decide.send(true);
+            }
+            broadcast(state, &j.room, &ServerMsg::RoomState(rs));
+        }
+        ModerateAction::Admit { target } | ModerateAction::Deny { target } => {
+            let w = waiter(&target)?;
+            let _ = w.decide.send(admit);
+            tell_moderators(state, &j.room, ServerMsg::LobbyLeft { id: target });
+        }
+        ModerateAction::Promote { target } => {
+            let t = member(&target)?;
+            state.sfu.control(|e| e.set_moderator(t, true));
+        }
+        ModerateAction::End => {
+            state.meetings.end(&j.room);
+            broadcast(state, &j.room, &ServerMsg::MeetingEnded { by: me });
+            let ids: Vec<ParticipantId> = state
+                .sfu
+                .control(|e| e.room_participants(&j.room))
+                .into_iter()
+                .map(|i| i.id)
+                .collect();
+            for t in ids {
+                state.sessions.lock().expect("sessions").remove(&t);
+                state.sfu.control(|e| e.leave(t));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a join: version, room name, token, name, capacity.
+fn request_join(
     state: &AppState,
-    session: &SessionHandle,
     v: Option<u32>,
     room: &str,
     name: &str,
     token: Option<&str>,
-) -> Result<Joined, ServerMsg> {
+) -> Result<JoinRequest, ServerMsg> {
     let refuse = |reason: &str, msg: ServerMsg| {
         state.metrics.joins.with_label_values(&[reason]).inc();
         Err(msg)
@@ -288,19 +599,87 @@ fn join(
             ),
         );
     }
-    match state.sfu.control(|e| e.join(room, &name)) {
+    Ok(JoinRequest {
+        room: room.to_owned(),
+        name,
+        role,
+    })
+}
+
+/// A locked room refuses; a room with its waiting room on queues the joiner
+/// for a moderator; otherwise the joiner enters. Moderator tokens pass both.
+fn admit_or_wait(
+    state: &AppState,
+    session: &SessionHandle,
+    req: JoinRequest,
+) -> Result<Stage, ServerMsg> {
+    let privileged = req.role == Role::Moderator;
+    let occupied = occupied(state, &req.room);
+    let rs = state.meetings.with(&req.room, |r| r.state);
+    if rs.locked && occupied && !privileged {
+        state
+            .metrics
+            .joins
+            .with_label_values(&["room_locked"])
+            .inc();
+        return Err(ServerMsg::error(
+            "room_locked",
+            "a moderator has locked this meeting",
+        ));
+    }
+    if rs.lobby && occupied && !privileged {
+        let (decide, decided) = oneshot::channel();
+        let waiter = state.meetings.waiter_id();
+        state.meetings.with(&req.room, |r| {
+            r.waiting.push(crate::meeting::Waiter {
+                id: waiter,
+                name: req.name.clone(),
+                decide,
+            })
+        });
+        state.metrics.joins.with_label_values(&["lobby"]).inc();
+        let _ = session.tx.try_send(ServerMsg::LobbyWaiting);
+        tell_moderators(
+            state,
+            &req.room,
+            ServerMsg::LobbyRequest(crate::meeting::waiting(waiter, &req.name)),
+        );
+        return Ok(Stage::Waiting(Waiting {
+            req,
+            waiter,
+            decided,
+        }));
+    }
+    enter(state, session, req).map(Stage::Joined)
+}
+
+/// Puts the participant in the room: engine join, welcome, subscriptions.
+fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<Joined, ServerMsg> {
+    let refuse = |reason: &str, msg: ServerMsg| {
+        state.metrics.joins.with_label_values(&[reason]).inc();
+        Err(msg)
+    };
+    let room = req.room.as_str();
+    match state
+        .sfu
+        .control(|e| e.join_as(room, &req.name, req.role == Role::Moderator))
+    {
         Ok(j) => {
             state.metrics.joins.with_label_values(&["ok"]).inc();
-            let participants = j
-                .others
-                .into_iter()
-                .map(|i| Participant {
-                    id: protocol::participant_id(i.id),
-                    name: i.name,
-                    audio_muted: i.audio_muted,
-                    video_muted: i.video_muted,
-                })
-                .collect();
+            // The first one in, or a moderator token, moderates.
+            let moderator = j.moderator;
+            let participants = j.others.into_iter().map(participant).collect();
+            let (room_state, chat, lobby) = state.meetings.with(room, |r| {
+                (
+                    r.state,
+                    r.chat.iter().cloned().collect(),
+                    if moderator {
+                        r.waiting_list()
+                    } else {
+                        Vec::new()
+                    },
+                )
+            });
             // The welcome goes first; only then may notices reach this client.
             // (The engine's notices take the sessions lock: never hold it around `control`.)
             let _ = session.tx.try_send(ServerMsg::Welcome {
@@ -308,6 +687,10 @@ fn join(
                 room: room.to_owned(),
                 participant_id: protocol::participant_id(j.id),
                 participants,
+                moderator,
+                room_state,
+                chat,
+                lobby,
             });
             state
                 .sessions
@@ -319,7 +702,11 @@ fn join(
                 .record("participant", j.id);
             // Only now may subscriptions start: their offers have somewhere to go.
             state.sfu.control(|e| e.ready(j.id));
-            Ok(Joined { id: j.id, role })
+            Ok(Joined {
+                id: j.id,
+                role: req.role,
+                room: req.room,
+            })
         }
         Err(JoinError::RoomFull(n)) => refuse(
             "room_full",

@@ -2,131 +2,16 @@
 //! signaling messages get clear errors or a close; garbage on the media port
 //! is dropped and counted; and a well-behaved client still joins afterwards.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::Write;
+use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
-struct Server {
-    child: Child,
-    http: u16,
-    media: u16,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    // Both UDP and TCP must be free for the media port.
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-#[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
-fn start() -> Server {
-    let dir = std::env::temp_dir().join(format!("kaigi-bad-input-{}", std::process::id()));
-    let (http, media) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_kaigi"))
-        .args(["--bind", "127.0.0.1", "--public-ip", "127.0.0.1"])
-        .args([
-            "--http-port",
-            &http.to_string(),
-            "--media-port",
-            &media.to_string(),
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .env("KAIGI_SERVER__TLS", "false")
-        .env("KAIGI_LIMITS__WS_MAX_BAD_MESSAGES", "10")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kaigi starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if http_get(http, "/healthz").is_some_and(|r| r.contains("200 OK")) {
-            return Server {
-                child,
-                http,
-                media,
-                _dir: TempDir(dir),
-            };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("kaigi did not become healthy");
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(port: u16) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
-        .await
-        .expect("websocket");
-    ws
-}
-
-/// Sends a text frame and returns the next JSON reply (or None if the socket closed).
-async fn ask(ws: &mut Ws, text: &str) -> Option<serde_json::Value> {
-    ws.send(Message::Text(text.into())).await.ok()?;
-    next_json(ws).await
-}
-
-async fn next_json(ws: &mut Ws) -> Option<serde_json::Value> {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .ok()??;
-        match m.ok()? {
-            Message::Text(t) => return Some(serde_json::from_str(&t).expect("server sends JSON")),
-            Message::Close(_) => return None,
-            _ => continue,
-        }
-    }
-}
-
-fn code(v: &serde_json::Value) -> &str {
-    assert_eq!(v["type"], "error", "{v}");
-    v["code"].as_str().unwrap()
-}
-
-fn metric(body: &str, name: &str) -> u64 {
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_counted() {

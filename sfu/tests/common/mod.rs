@@ -247,6 +247,14 @@ impl Sim {
         self.pump();
     }
 
+    /// Runs `f` on the engine (a control-plane call), then delivers what it produced.
+    #[allow(dead_code)]
+    pub fn control<R>(&mut self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        let r = f(&mut self.engine);
+        self.pump();
+        r
+    }
+
     /// Delivers engine commands, routes and notices; worker outputs.
     fn pump(&mut self) {
         loop {
