@@ -6,7 +6,7 @@
  *
  * Test hooks: `window.kaigi = {publishPc, subscribePc, participantId, ws}`
  * (getters, always current) and `document.body.dataset.state`, one of
- * `prejoin`, `joining`, `joined`, `left`, `error`.
+ * `prejoin`, `joining`, `waiting` (in the waiting room), `joined`, `left`, `error`.
  * @module meeting
  */
 
@@ -15,11 +15,11 @@ import { KaigiSession, signalingUrl, isValidRoomName } from './protocol.js';
 import { openLocalMedia, stopStream, LevelMeter } from './media.js';
 import { Grid } from './grid.js';
 import { Notices } from './notices.js';
-import { renderPeopleList } from './people.js';
+import { renderPeopleList, renderLobbyList } from './people.js';
 import { applyIcons, setIcon } from './icons.js';
 
 /** @typedef {import('./i18n.js').StringKey} StringKey */
-/** @typedef {'prejoin' | 'joining' | 'joined' | 'left' | 'error'} PageState */
+/** @typedef {'prejoin' | 'joining' | 'waiting' | 'joined' | 'left' | 'error'} PageState */
 /**
  * @typedef {object} ErrorView
  * @property {StringKey} heading
@@ -70,6 +70,24 @@ const ui = {
   peopleBadge: $('people-badge'),
   leaveBtn: /** @type {HTMLButtonElement} */ ($('leave-btn')),
   leftHeading: $('left-heading'),
+  leftText: $('left-text'),
+  waitingHeading: $('waiting-heading'),
+  waitingLeave: /** @type {HTMLButtonElement} */ ($('waiting-leave')),
+  handBtn: /** @type {HTMLButtonElement} */ ($('hand-btn')),
+  chatBtn: /** @type {HTMLButtonElement} */ ($('chat-btn')),
+  chatBadge: $('chat-badge'),
+  chatPanel: $('chat-panel'),
+  chatClose: /** @type {HTMLButtonElement} */ ($('chat-close')),
+  chatList: $('chat-list'),
+  chatEmpty: $('chat-empty'),
+  chatForm: /** @type {HTMLFormElement} */ ($('chat-form')),
+  chatInput: /** @type {HTMLTextAreaElement} */ ($('chat-input')),
+  lobbySection: $('lobby-section'),
+  lobbyList: $('lobby-list'),
+  modSection: $('mod-section'),
+  modLock: /** @type {HTMLInputElement} */ ($('mod-lock')),
+  modLobby: /** @type {HTMLInputElement} */ ($('mod-lobby')),
+  modEnd: /** @type {HTMLButtonElement} */ ($('mod-end')),
   rejoinBtn: /** @type {HTMLButtonElement} */ ($('rejoin-btn')),
   errorHeading: $('error-heading'),
   errorText: $('error-text'),
@@ -98,6 +116,12 @@ const app = {
   name: '',
   /** @type {ErrorView | null} */
   error: null,
+  /** Why the session ended, when the server ended it. @type {{reason: string, by: string} | null} */
+  ended: null,
+  /** Chat messages that arrived while the chat was closed. */
+  unread: 0,
+  /** Whether we moderated at the last update (to announce a hand-over once). */
+  wasModerator: false,
 };
 
 const grid = new Grid(ui.grid, ui.stage, onAutoplayBlocked);
@@ -133,6 +157,26 @@ ui.errorAction.addEventListener('click', () => { void retry(); });
 ui.copyLink.addEventListener('click', copyLink);
 ui.peopleBtn.addEventListener('click', () => setPeopleOpen(ui.peopleBtn.getAttribute('aria-expanded') !== 'true'));
 ui.peopleClose.addEventListener('click', () => { setPeopleOpen(false); ui.peopleBtn.focus(); });
+ui.chatBtn.addEventListener('click', () => setChatOpen(ui.chatBtn.getAttribute('aria-expanded') !== 'true'));
+ui.chatClose.addEventListener('click', () => { setChatOpen(false); ui.chatBtn.focus(); });
+ui.chatForm.addEventListener('submit', (ev) => { ev.preventDefault(); sendChat(); });
+ui.chatInput.addEventListener('keydown', (ev) => {
+  // Enter sends, Shift+Enter breaks the line; never while an IME is composing (Japanese input).
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); sendChat(); }
+});
+ui.handBtn.addEventListener('click', () => {
+  const s = app.session;
+  if (!s) return;
+  s.setHand(!s.handRaised);
+  renderControls();
+  renderPeople();
+});
+ui.waitingLeave.addEventListener('click', leave);
+ui.modLock.addEventListener('change', () => app.session?.moderate('lock', { locked: ui.modLock.checked }));
+ui.modLobby.addEventListener('change', () => app.session?.moderate('lobby', { enabled: ui.modLobby.checked }));
+ui.modEnd.addEventListener('click', () => {
+  if (window.confirm(t('mod.endConfirm'))) app.session?.moderate('end');
+});
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape' && !ui.peoplePanel.hidden && window.innerWidth < 900) {
     setPeopleOpen(false);
@@ -254,6 +298,8 @@ function connect() {
 
   on('welcome', ({ participants }) => {
     setState('joined');
+    app.unread = 0;
+    renderChat(true);
     grid.clear();
     renderLocalTile();
     for (const p of participants) renderTile(p.id);
@@ -273,8 +319,45 @@ function connect() {
     if (participant) notices.show('notice.left', { name: participant.name });
   });
   on('participantupdated', ({ participant }) => {
+    const before = shownHands.has(participant.id);
+    if (participant.hand_raised && !before) notices.show('notice.handRaised', { name: participant.name });
+    if (participant.hand_raised) shownHands.add(participant.id); else shownHands.delete(participant.id);
     renderTile(participant.id);
     renderPeople();
+  });
+  on('self', ({ moderator }) => {
+    if (moderator && !app.wasModerator) notices.show('notice.moderator');
+    app.wasModerator = moderator;
+    renderControls();
+    renderPeople();
+  });
+  on('chat', () => {
+    if (ui.chatPanel.hidden) app.unread += 1;
+    renderChat(false);
+  });
+  on('roomstate', ({ state: rs }) => {
+    notices.show(rs.locked ? 'notice.locked' : 'notice.unlocked');
+    renderPeople();
+  });
+  on('mutedbymoderator', ({ kind, by }) => {
+    if (kind === 'audio') app.micMuted = true; else app.camMuted = true;
+    notices.show(kind === 'audio' ? 'notice.mutedByModerator' : 'notice.videoOffByModerator', { by });
+    renderControls();
+    renderLocalTile();
+    renderPeople();
+  });
+  on('lobbywaiting', () => {
+    setState('waiting');
+    ui.waitingHeading.focus();
+  });
+  on('lobbyrequest', ({ waiter }) => {
+    notices.show('notice.lobbyRequest', { name: waiter.name });
+    renderPeople();
+  });
+  on('lobbyleft', () => renderPeople());
+  on('ended', ({ reason, by }) => {
+    app.ended = { reason, by };
+    endLocal();
   });
   on('media', ({ id }) => renderTile(id));
   on('servererror', ({ code, message, fatal }) => {
@@ -335,7 +418,14 @@ async function retry() {
 
 function leave() {
   app.session?.leave();
+  app.ended = null;
+  endLocal();
+}
+
+/** Stops everything local and shows the "left" screen (why: `app.ended`). */
+function endLocal() {
   app.session = null;
+  setChatOpen(false);
   stopMeter();
   stopStream(app.stream);
   app.stream = null;
@@ -344,7 +434,19 @@ function leave() {
   setPeopleOpen(false);
   notices.clear();
   setState('left');
+  renderLeft();
   ui.leftHeading.focus();
+}
+
+function renderLeft() {
+  const e = app.ended;
+  /** @type {[StringKey, StringKey]} */
+  const [h, x] = e?.reason === 'removed' ? ['left.removedHeading', 'left.removedText']
+    : e?.reason === 'meeting_ended' ? ['left.endedHeading', 'left.endedText']
+      : e?.reason === 'lobby_denied' ? ['left.deniedHeading', 'left.deniedText']
+        : ['left.heading', 'left.text'];
+  ui.leftHeading.textContent = t(h);
+  ui.leftText.textContent = t(x, { by: e?.by ?? '' });
 }
 
 async function rejoin() {
@@ -381,6 +483,8 @@ function renderAll() {
     renderPeople();
   }
   if (app.error) renderError();
+  if (state() === 'left') renderLeft();
+  if (app.session?.joined) renderChat(true);
   notices.render();
 }
 
@@ -410,6 +514,10 @@ function renderControls() {
     setToggle(btn, hasVideo, app.camMuted,
       app.camMuted ? 'ctl.camOn' : 'ctl.camOff', app.camMuted ? 'camOff' : 'cam', 'ctl.noCam');
   }
+  const raised = !!app.session?.handRaised;
+  ui.handBtn.setAttribute('aria-pressed', String(raised));
+  ui.handBtn.classList.toggle('is-active', raised);
+  /** @type {HTMLElement} */ (ui.handBtn.querySelector('.label')).textContent = t(raised ? 'ctl.lowerHand' : 'ctl.raiseHand');
 }
 
 /**
@@ -480,6 +588,7 @@ function renderPeople() {
     ui.peopleList.replaceChildren();
     return;
   }
+  const mod = session.moderator;
   /** @type {import('./people.js').Person[]} */
   const people = [{
     id: session.participantId ?? '',
@@ -487,11 +596,30 @@ function renderPeople() {
     me: true,
     micMuted: app.micMuted || !app.stream?.getAudioTracks().length,
     camOff: app.camMuted || !app.stream?.getVideoTracks().length,
+    handRaised: session.handRaised,
+    moderator: mod,
   }];
   for (const p of session.participants.values()) {
-    people.push({ id: p.id, name: p.name, me: false, micMuted: p.audio_muted, camOff: p.video_muted });
+    people.push({
+      id: p.id, name: p.name, me: false, micMuted: p.audio_muted, camOff: p.video_muted,
+      handRaised: p.hand_raised, moderator: p.moderator,
+    });
   }
-  renderPeopleList(ui.peopleList, people);
+  // Raised hands first (in the order they became known), then everyone else.
+  people.sort((a, b) => Number(b.me) - Number(a.me) || Number(b.handRaised) - Number(a.handRaised));
+  renderPeopleList(ui.peopleList, people, mod ? {
+    mute: (id) => session.moderate('mute', { target: id, kind: 'audio' }),
+    remove: (id) => session.moderate('remove', { target: id }),
+  } : null);
+  ui.modSection.hidden = !mod;
+  ui.modLock.checked = session.roomState.locked;
+  ui.modLobby.checked = session.roomState.lobby;
+  const waiting = [...session.lobby.values()];
+  ui.lobbySection.hidden = !mod || waiting.length === 0;
+  renderLobbyList(ui.lobbyList, mod ? waiting : [], {
+    admit: (id) => session.moderate('admit', { target: id }),
+    deny: (id) => session.moderate('deny', { target: id }),
+  });
 }
 
 function renderError() {
@@ -505,8 +633,70 @@ function renderError() {
   ui.errorAction.hidden = view.text === 'error.code.invalid_room';
 }
 
+/** People whose raised hand was announced already. */
+const shownHands = new Set();
+
+function sendChat() {
+  const text = ui.chatInput.value.trim();
+  if (!text || !app.session?.joined) return;
+  app.session.sendChat(text);
+  ui.chatInput.value = '';
+  ui.chatInput.focus();
+}
+
+/**
+ * Draws the chat: everything on `full`, else only what is new. Text goes in
+ * with textContent: a message is never HTML.
+ * @param {boolean} full
+ */
+function renderChat(full) {
+  const chat = app.session?.chat ?? [];
+  if (full) ui.chatList.replaceChildren();
+  const shown = ui.chatList.children.length;
+  const atBottom = ui.chatList.scrollTop + ui.chatList.clientHeight >= ui.chatList.scrollHeight - 8;
+  for (const m of chat.slice(shown)) {
+    const li = document.createElement('li');
+    li.className = 'chat-msg';
+    li.dataset.from = m.from;
+    const meta = document.createElement('div');
+    meta.className = 'chat-meta';
+    const name = document.createElement('span');
+    name.className = 'chat-name';
+    name.textContent = m.name;
+    const time = document.createElement('time');
+    const d = new Date(m.ts);
+    time.dateTime = d.toISOString();
+    time.textContent = d.toLocaleTimeString(document.documentElement.lang || undefined, { hour: '2-digit', minute: '2-digit' });
+    meta.append(name, time);
+    const text = document.createElement('div');
+    text.className = 'chat-text';
+    text.textContent = m.text;
+    li.append(meta, text);
+    ui.chatList.append(li);
+  }
+  ui.chatEmpty.hidden = chat.length > 0;
+  if (atBottom || full) ui.chatList.scrollTop = ui.chatList.scrollHeight;
+  ui.chatBadge.hidden = app.unread === 0;
+  ui.chatBadge.textContent = String(app.unread);
+}
+
+/** @param {boolean} open */
+function setChatOpen(open) {
+  ui.chatPanel.hidden = !open;
+  ui.chatBtn.setAttribute('aria-expanded', String(open));
+  ui.chatBtn.classList.toggle('is-active', open);
+  if (open) {
+    app.unread = 0;
+    renderChat(false);
+    ui.chatInput.focus();
+    if (window.innerWidth < 900) setPeopleOpen(false);
+  }
+  grid.layout();
+}
+
 /** @param {boolean} open */
 function setPeopleOpen(open) {
+  if (open && window.innerWidth < 900 && !ui.chatPanel.hidden) setChatOpen(false);
   ui.peoplePanel.hidden = !open;
   ui.peopleBtn.setAttribute('aria-expanded', String(open));
   ui.peopleBtn.classList.toggle('is-active', open);

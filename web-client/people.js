@@ -17,19 +17,75 @@ import { initials, avatarColor } from './grid.js';
  * @property {boolean} me
  * @property {boolean} micMuted
  * @property {boolean} camOff
+ * @property {boolean} handRaised
+ * @property {boolean} moderator
  */
 
 /**
- * Redraw `list` (a `<ul>`) with `people`.
+ * What a moderator can do to someone else in the list.
+ * @typedef {object} ModActions
+ * @property {(id: string) => void} mute
+ * @property {(id: string) => void} remove
+ */
+
+/**
+ * Redraw `list` (a `<ul>`) with `people`; with `actions` (we moderate),
+ * everyone else gets Mute and Remove buttons.
  * @param {HTMLElement} list
  * @param {Person[]} people
+ * @param {ModActions | null} [actions]
  */
-export function renderPeopleList(list, people) {
-  list.replaceChildren(...people.map(personItem));
+export function renderPeopleList(list, people, actions = null) {
+  list.replaceChildren(...people.map((p) => personItem(p, actions)));
 }
 
-/** @param {Person} p */
-function personItem(p) {
+/**
+ * The waiting room, for moderators: a name with Admit and Deny.
+ * @param {HTMLElement} list
+ * @param {{id: string, name: string}[]} waiting
+ * @param {{admit: (id: string) => void, deny: (id: string) => void}} actions
+ */
+export function renderLobbyList(list, waiting, actions) {
+  list.replaceChildren(...waiting.map((w) => {
+    const li = document.createElement('li');
+    li.className = 'person';
+    li.dataset.waiterId = w.id;
+    const label = document.createElement('span');
+    label.className = 'person-name';
+    label.textContent = w.name;
+    const acts = document.createElement('span');
+    acts.className = 'person-actions';
+    acts.append(
+      actionButton(t('lobby.admit'), t('lobby.admitName', { name: w.name }), 'admit', () => actions.admit(w.id)),
+      actionButton(t('lobby.deny'), t('lobby.denyName', { name: w.name }), 'deny', () => actions.deny(w.id)),
+    );
+    li.append(label, acts);
+    return li;
+  }));
+}
+
+/**
+ * @param {string} text
+ * @param {string} label  accessible name (says whom it acts on)
+ * @param {string} action  `data-action`, for tests
+ * @param {() => void} fn
+ */
+function actionButton(text, label, action, fn) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'btn btn-secondary';
+  b.textContent = text;
+  b.setAttribute('aria-label', label);
+  b.dataset.action = action;
+  b.addEventListener('click', fn);
+  return b;
+}
+
+/**
+ * @param {Person} p
+ * @param {ModActions | null} actions
+ */
+function personItem(p, actions) {
   const li = document.createElement('li');
   li.className = 'person';
   li.dataset.participantId = p.id;
@@ -49,9 +105,29 @@ function personItem(p) {
   }
   const marks = document.createElement('span');
   marks.className = 'person-marks';
+  if (p.moderator) {
+    const role = document.createElement('span');
+    role.className = 'person-role';
+    role.textContent = ` ${t('people.moderator')}`;
+    label.append(role);
+  }
+  if (p.handRaised) {
+    const hand = mark('hand', t('people.handRaised'));
+    hand.classList.add('person-hand');
+    marks.append(hand);
+  }
   if (p.micMuted) marks.append(mark('micOff', t('people.micMuted')));
   if (p.camOff) marks.append(mark('camOff', t('people.camOff')));
   li.append(avatar, label, marks);
+  if (actions && !p.me) {
+    const acts = document.createElement('span');
+    acts.className = 'person-actions';
+    if (!p.micMuted) {
+      acts.append(actionButton(t('people.mute'), t('people.muteName', { name: p.name }), 'mute', () => actions.mute(p.id)));
+    }
+    acts.append(actionButton(t('people.remove'), t('people.removeName', { name: p.name }), 'remove', () => actions.remove(p.id)));
+    li.append(acts);
+  }
   return li;
 }
 

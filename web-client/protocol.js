@@ -13,8 +13,11 @@
  * Events (all `CustomEvent`s; see {@link SessionEvents} for the details):
  * `welcome`, `participantjoined`, `participantleft`, `participantupdated`,
  * `media` (a participant's remote stream gained or lost tracks),
- * `servererror`, `failure` (a local WebRTC step failed), `connectionstate`
- * and `closed`.
+ * `servererror`, `failure` (a local WebRTC step failed), `connectionstate`,
+ * `closed`; and for the meeting's features `chat`, `roomstate`, `self` (our
+ * own moderator / hand state changed), `mutedbymoderator`, `lobbywaiting`,
+ * `lobbyrequest`, `lobbyleft` and `ended` (removed, meeting ended, or not
+ * admitted: the server closes the session).
  * @module protocol
  */
 
@@ -32,7 +35,26 @@ const PING_INTERVAL_MS = 25_000;
  * @property {string} name
  * @property {boolean} audio_muted
  * @property {boolean} video_muted
+ * @property {boolean} hand_raised
+ * @property {boolean} moderator
  */
+
+/**
+ * @typedef {object} ChatEntry
+ * @property {number} id
+ * @property {string} from  sender's participant id
+ * @property {string} name  sender's name
+ * @property {string} text  plain text: show with textContent, never as HTML
+ * @property {number} ts  server time, ms since the epoch
+ */
+
+/**
+ * @typedef {object} RoomState
+ * @property {boolean} locked
+ * @property {boolean} lobby
+ */
+
+/** @typedef {{id: string, name: string}} Waiter */
 
 /**
  * @typedef {'publish' | 'subscribe'} PcName
@@ -53,6 +75,15 @@ const PING_INTERVAL_MS = 25_000;
  * @property {{code: number, reason: string, joined: boolean}} closed
  *   the socket closed without `leave()`/`close()` having been called;
  *   `joined` tells whether `welcome` had arrived.
+ * @property {{entry: ChatEntry}} chat
+ * @property {{state: RoomState}} roomstate
+ * @property {{moderator: boolean, handRaised: boolean}} self
+ * @property {{kind: 'audio' | 'video', by: string}} mutedbymoderator
+ *   a moderator muted us: the track is disabled; only we can unmute
+ * @property {{}} lobbywaiting  we wait for a moderator to admit us
+ * @property {{waiter: Waiter}} lobbyrequest  (moderators) someone waits
+ * @property {{id: string}} lobbyleft  (moderators) someone left the waiting room
+ * @property {{reason: 'removed' | 'meeting_ended' | 'lobby_denied', by: string}} ended
  */
 
 /**
@@ -95,6 +126,16 @@ export class KaigiSession extends EventTarget {
   joined = false;
   /** `close()` or `leave()` was called, or a fatal error closed the session. */
   closed = false;
+  /** We moderate the room. */
+  moderator = false;
+  /** Our hand is raised. */
+  handRaised = false;
+  /** @type {RoomState} */
+  roomState = { locked: false, lobby: false };
+  /** Chat so far (the server's recent history, then what arrives). @type {ChatEntry[]} */
+  chat = [];
+  /** (Moderators) who waits to be admitted, by waiting-room id. @type {Map<string, Waiter>} */
+  lobby = new Map();
 
   /** @type {{audio: boolean, video: boolean}} */
   #muted = { audio: false, video: false };
@@ -177,6 +218,29 @@ export class KaigiSession extends EventTarget {
   /** @param {'audio' | 'video'} kind */
   isMuted(kind) { return this.#muted[kind]; }
 
+  /**
+   * Send a chat message to everyone (the server echoes it back as `chat`).
+   * @param {string} text
+   */
+  sendChat(text) {
+    if (this.joined) this.#send({ type: 'chat', text });
+  }
+
+  /** @param {boolean} raised */
+  setHand(raised) {
+    this.handRaised = raised;
+    if (this.joined) this.#send({ type: 'hand', raised });
+  }
+
+  /**
+   * A moderator action (docs/protocol.md, "Moderation").
+   * @param {'mute' | 'remove' | 'lock' | 'lobby' | 'admit' | 'deny' | 'promote' | 'end'} action
+   * @param {Record<string, unknown>} [fields]  `target`, `kind`, `locked`, `enabled`
+   */
+  moderate(action, fields = {}) {
+    if (this.joined) this.#send({ type: 'moderate', action, ...fields });
+  }
+
   /** Tell the server we leave, then close everything. Local tracks are left to the caller. */
   leave() {
     if (this.closed) return;
@@ -247,6 +311,26 @@ export class KaigiSession extends EventTarget {
       case 'participant_left': return this.#onParticipantLeft(String(msg.id));
       case 'participant_updated': return this.#onParticipantUpdated(msg.participant);
       case 'error': return this.#onError(String(msg.code ?? ''), String(msg.message ?? ''));
+      case 'chat': return this.#onChat(msg);
+      case 'room_state': return this.#onRoomState(msg);
+      case 'muted_by_moderator': return this.#onMutedByModerator(msg);
+      case 'lobby_waiting': return this.#emit('lobbywaiting', {});
+      case 'lobby_request': {
+        const w = toWaiter(msg);
+        if (w) { this.lobby.set(w.id, w); this.#emit('lobbyrequest', { waiter: w }); }
+        return;
+      }
+      case 'lobby_left':
+        this.lobby.delete(String(msg.id));
+        return this.#emit('lobbyleft', { id: String(msg.id) });
+      case 'removed':
+      case 'meeting_ended':
+      case 'lobby_denied': {
+        // The server closes the socket next: this is the end, not a lost connection.
+        const by = typeof msg.by === 'string' ? msg.by : '';
+        this.close();
+        return this.#emit('ended', { reason: msg.type, by });
+      }
       case 'pong': return;
       default:
         console.warn('kaigi: ignoring unknown message type', msg.type);
@@ -261,6 +345,18 @@ export class KaigiSession extends EventTarget {
     }
     this.participantId = String(msg.participant_id);
     this.joined = true;
+    this.moderator = msg.moderator === true;
+    this.roomState = toRoomState(msg.room_state);
+    this.chat = [];
+    for (const raw of Array.isArray(msg.chat) ? msg.chat : []) {
+      const c = toChat(raw);
+      if (c) this.chat.push(c);
+    }
+    this.lobby.clear();
+    for (const raw of Array.isArray(msg.lobby) ? msg.lobby : []) {
+      const w = toWaiter(raw);
+      if (w) this.lobby.set(w.id, w);
+    }
     this.participants.clear();
     for (const p of Array.isArray(msg.participants) ? msg.participants : []) {
       const part = toParticipant(p);
@@ -270,6 +366,7 @@ export class KaigiSession extends EventTarget {
     for (const kind of /** @type {const} */ (['audio', 'video'])) {
       if (this.#muted[kind]) this.#send({ type: 'mute', kind, muted: true });
     }
+    if (this.handRaised) this.#send({ type: 'hand', raised: true });
     await this.#startPublishing();
   }
 
@@ -375,10 +472,43 @@ export class KaigiSession extends EventTarget {
     this.#emit('participantleft', { id, participant });
   }
 
+  /** @param {any} msg */
+  #onChat(msg) {
+    const entry = toChat(msg);
+    if (!entry) return;
+    this.chat.push(entry);
+    // The server keeps 100; a long meeting's page need not keep more than a few hundred.
+    if (this.chat.length > 500) this.chat.splice(0, this.chat.length - 500);
+    this.#emit('chat', { entry });
+  }
+
+  /** @param {any} msg */
+  #onRoomState(msg) {
+    this.roomState = toRoomState(msg);
+    this.#emit('roomstate', { state: this.roomState });
+  }
+
+  /** @param {any} msg */
+  #onMutedByModerator(msg) {
+    const kind = msg.kind === 'video' ? 'video' : 'audio';
+    // Silence the track here too: the server already stopped forwarding it.
+    this.#muted[kind] = true;
+    for (const track of this.localStream?.getTracks() ?? []) {
+      if (track.kind === kind) track.enabled = false;
+    }
+    this.#emit('mutedbymoderator', { kind, by: typeof msg.by === 'string' ? msg.by : '' });
+  }
+
   /** @param {unknown} raw */
   #onParticipantUpdated(raw) {
     const p = toParticipant(raw);
-    if (!p || p.id === this.participantId) return;
+    if (!p) return;
+    if (p.id === this.participantId) {
+      this.moderator = p.moderator;
+      this.handRaised = p.hand_raised;
+      this.#emit('self', { moderator: p.moderator, handRaised: p.hand_raised });
+      return;
+    }
     this.participants.set(p.id, p);
     this.#emit('participantupdated', { participant: p });
   }
@@ -444,5 +574,39 @@ function toParticipant(raw) {
     name: typeof p.name === 'string' ? p.name : '',
     audio_muted: p.audio_muted === true,
     video_muted: p.video_muted === true,
+    hand_raised: p.hand_raised === true,
+    moderator: p.moderator === true,
   };
+}
+
+/**
+ * @param {any} raw
+ * @returns {ChatEntry | null}
+ */
+function toChat(raw) {
+  if (!raw || typeof raw.text !== 'string') return null;
+  return {
+    id: Number(raw.id) || 0,
+    from: String(raw.from ?? ''),
+    name: String(raw.name ?? ''),
+    text: raw.text,
+    ts: Number(raw.ts) || Date.now(),
+  };
+}
+
+/**
+ * @param {any} raw
+ * @returns {RoomState}
+ */
+function toRoomState(raw) {
+  return { locked: raw?.locked === true, lobby: raw?.lobby === true };
+}
+
+/**
+ * @param {any} raw
+ * @returns {Waiter | null}
+ */
+function toWaiter(raw) {
+  if (!raw || typeof raw.id !== 'string') return null;
+  return { id: raw.id, name: String(raw.name ?? '') };
 }

@@ -609,3 +609,89 @@ test('three participants see and hear each other; one leaves, two keep going', {
     for (const p of ps) await p.close();
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+
+test('chat is delivered as text, a moderator mute is enforced, a raised hand is shown', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+  assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
+  const room = roomName(`features-${MODE}`);
+  const mod = new Participant('mod', { locale: 'ja-JP', lang: 'ja-JP' });
+  const guest = new Participant('guest');
+  const ps = [mod, guest];
+  const r = (results.tests.features = { ok: false, room });
+  let phase = 'launch';
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+    await Promise.all(ps.map((p) => p.open(room)));
+    for (const p of ps) {
+      phase = `join ${p.label}`;
+      await p.fillName(p === mod ? '司会 太郎' : 'Guest');
+      await p.joinButton().click();
+      await p.waitState('joined');
+    }
+
+    // --- chat: typed by the guest, shown to the moderator as plain text ------------------------
+    phase = 'chat';
+    const text = '<b id="injected">hello</b> 会議の資料です';
+    const t0 = Date.now();
+    await guest.page.getByRole('button', { name: /^\s*Chat/ }).click();
+    const input = guest.page.getByRole('textbox', { name: 'Message' });
+    await input.fill(text);
+    await input.press('Enter');
+    await until('the moderator sees the chat badge', async () => ({
+      ok: await mod.page.evaluate(() => !document.getElementById('chat-badge').hidden),
+    }));
+    await mod.page.getByRole('button', { name: /^\s*チャット/ }).click();
+    const shown = await until('the moderator sees the message', async () => {
+      const got = await mod.page.evaluate(() => [...document.querySelectorAll('#chat-list .chat-msg')].map((li) => ({
+        name: li.querySelector('.chat-name')?.textContent, text: li.querySelector('.chat-text')?.textContent,
+      })));
+      return { ok: got.some((m) => m.text === text), got };
+    });
+    r.chatDeliveredMs = Date.now() - t0;
+    assert.deepEqual(shown.got.find((m) => m.text === text), { name: 'Guest', text });
+    assert.equal(await mod.page.evaluate(() => document.getElementById('injected')), null, 'chat text was parsed as HTML');
+
+    // --- moderator mutes the guest: the guest is told, and the SFU stops the audio --------------
+    phase = 'moderator mute';
+    const guestAudio = async () => byKind(await mod.probe(), 'audio').reduce((n, s) => n + (s.packetsReceived || 0), 0);
+    const a0 = await guestAudio();
+    await until('guest audio reaches the moderator', async () => ({ ok: (await guestAudio()) > a0 + 20 }));
+    await mod.page.getByRole('button', { name: 'Guestさんのマイクをミュート' }).click();
+    await until('the guest is told and its microphone is off', async () => {
+      const s = await guest.page.evaluate(() => ({
+        notice: document.getElementById('notices').textContent,
+        mic: document.getElementById('mic-btn').textContent,
+        enabled: window.kaigi.publishPc?.getSenders().find((x) => x.track?.kind === 'audio')?.track?.enabled,
+      }));
+      return { ok: /muted your microphone/.test(s.notice) && /Unmute/.test(s.mic) && s.enabled === false, s };
+    });
+    // Forwarding stops even though the guest's browser still sends (silence) packets.
+    await sleep(1000);
+    const held0 = await guestAudio();
+    await sleep(2000);
+    const held = (await guestAudio()) - held0;
+    r.audioPacketsWhileMuted = held;
+    assert.ok(held <= 3, `the moderator still received ${held} guest audio packets in 2 s while muted`);
+
+    // --- only the guest can unmute; audio flows again -------------------------------------------
+    phase = 'self unmute';
+    await guest.page.getByRole('button', { name: /Unmute microphone/ }).click();
+    const u0 = await guestAudio();
+    await until('guest audio flows again after the guest unmuted', async () => ({ ok: (await guestAudio()) > u0 + 20 }));
+
+    // --- raised hand shows in the moderator's participant list ----------------------------------
+    phase = 'hand';
+    await guest.page.getByRole('button', { name: /Raise hand/ }).click();
+    await until('the moderator sees the raised hand', async () => ({
+      ok: await mod.page.evaluate(() => !!document.querySelector('#people-list .person-hand')),
+    }));
+    r.ok = true;
+    log(`features: chat delivered in ${r.chatDeliveredMs} ms; ${held} guest audio packets while muted`);
+  } catch (err) {
+    await dumpAll(`features-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    for (const p of ps) await p.close();
+  }
+});
