@@ -20,6 +20,7 @@ const ICONS = {
   enter: `<svg ${A}><path d="M14 4h4a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-4"/><path d="M10 16l4-4-4-4"/><path d="M14 12H3.5"/></svg>`,
   speaker: `<svg ${A}><path d="M4 9.5h3.5L12 5.5v13l-4.5-4H4z"/><path d="M16 9a4 4 0 0 1 0 6"/><path d="M18.5 6.5a7.5 7.5 0 0 1 0 11"/></svg>`,
   chat: `<svg ${A}><path d="M4 5h16a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H9l-5 4v-4a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1z"/><path d="M8 10h8"/><path d="M8 13h5"/></svg>`,
+  screen: `<svg ${A}><rect x="2.5" y="4" width="19" height="13" rx="1.5"/><path d="M8 21h8"/><path d="M12 17v4"/><path d="M12 13.5V8"/><path d="M9.5 10.5L12 8l2.5 2.5"/></svg>`,
   hand: `<svg ${A}><path d="M8 13V5.5a1.5 1.5 0 0 1 3 0V11"/><path d="M11 10V4a1.5 1.5 0 0 1 3 0v6"/><path d="M14 10V5.5a1.5 1.5 0 0 1 3 0V14"/><path d="M8 12.5l-1.6-1.7a1.5 1.5 0 0 0-2.2 2l3.3 4.2A6 6 0 0 0 12.2 19H13a4 4 0 0 0 4-4v-1"/></svg>`,
   alert: `<svg ${A}><circle cx="12" cy="12" r="9.5"/><path d="M12 7.5v5.5"/><path d="M12 16.5v.01"/></svg>`,
 };

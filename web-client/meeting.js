@@ -74,6 +74,12 @@ const ui = {
   waitingHeading: $('waiting-heading'),
   waitingLeave: /** @type {HTMLButtonElement} */ ($('waiting-leave')),
   handBtn: /** @type {HTMLButtonElement} */ ($('hand-btn')),
+  shareBtn: /** @type {HTMLButtonElement} */ ($('share-btn')),
+  presentation: $('presentation'),
+  presentationVideo: /** @type {HTMLVideoElement} */ ($('presentation-video')),
+  presentationLabel: $('presentation-label'),
+  gridArea: $('grid-area'),
+  modShares: /** @type {HTMLInputElement} */ ($('mod-shares')),
   chatBtn: /** @type {HTMLButtonElement} */ ($('chat-btn')),
   chatBadge: $('chat-badge'),
   chatPanel: $('chat-panel'),
@@ -124,7 +130,7 @@ const app = {
   wasModerator: false,
 };
 
-const grid = new Grid(ui.grid, ui.stage, onAutoplayBlocked);
+const grid = new Grid(ui.grid, ui.gridArea, onAutoplayBlocked);
 const notices = new Notices(ui.notices);
 
 /** The hooks end-to-end tests read. */
@@ -172,6 +178,10 @@ ui.handBtn.addEventListener('click', () => {
   renderPeople();
 });
 ui.waitingLeave.addEventListener('click', leave);
+// Phones have no screen to share: the button goes.
+ui.shareBtn.hidden = !navigator.mediaDevices?.getDisplayMedia;
+ui.shareBtn.addEventListener('click', () => { void toggleShare(); });
+ui.modShares.addEventListener('change', () => app.session?.moderate('allow_shares', { allowed: ui.modShares.checked }));
 ui.modLock.addEventListener('change', () => app.session?.moderate('lock', { locked: ui.modLock.checked }));
 ui.modLobby.addEventListener('change', () => app.session?.moderate('lobby', { enabled: ui.modLobby.checked }));
 ui.modEnd.addEventListener('click', () => {
@@ -300,11 +310,14 @@ function connect() {
     setState('joined');
     app.unread = 0;
     renderChat(true);
+    sharers.clear();
+    for (const p of participants) if (p.sharing) sharers.add(p.id);
     grid.clear();
     renderLocalTile();
     for (const p of participants) renderTile(p.id);
     renderPeople();
     renderControls();
+    renderPresentation();
     setPeopleOpen(window.innerWidth >= 1200);
     if (document.activeElement === document.body || document.activeElement === ui.joinBtn) ui.micBtn.focus();
   });
@@ -315,10 +328,16 @@ function connect() {
   });
   on('participantleft', ({ id, participant }) => {
     grid.remove(id);
+    sharers.delete(id);
+    renderPresentation();
     renderPeople();
     if (participant) notices.show('notice.left', { name: participant.name });
   });
   on('participantupdated', ({ participant }) => {
+    const wasSharing = sharers.has(participant.id);
+    if (participant.sharing && !wasSharing) notices.show('notice.sharing', { name: participant.name });
+    if (participant.sharing) sharers.add(participant.id); else sharers.delete(participant.id);
+    renderPresentation();
     const before = shownHands.has(participant.id);
     if (participant.hand_raised && !before) notices.show('notice.handRaised', { name: participant.name });
     if (participant.hand_raised) shownHands.add(participant.id); else shownHands.delete(participant.id);
@@ -326,6 +345,7 @@ function connect() {
     renderPeople();
   });
   on('self', ({ moderator }) => {
+    renderPresentation();
     if (moderator && !app.wasModerator) notices.show('notice.moderator');
     app.wasModerator = moderator;
     renderControls();
@@ -359,7 +379,7 @@ function connect() {
     app.ended = { reason, by };
     endLocal();
   });
-  on('media', ({ id }) => renderTile(id));
+  on('media', ({ id }) => (id.endsWith('-screen') ? renderPresentation() : renderTile(id)));
   on('servererror', ({ code, message, fatal }) => {
     const text = errorKey(code);
     if (fatal) {
@@ -393,6 +413,8 @@ function showError(view) {
   app.session?.close();
   app.session = null;
   app.error = view;
+  sharers.clear();
+  renderPresentation();
   grid.clear();
   setPeopleOpen(false);
   setState('error');
@@ -425,6 +447,8 @@ function leave() {
 /** Stops everything local and shows the "left" screen (why: `app.ended`). */
 function endLocal() {
   app.session = null;
+  sharers.clear();
+  renderPresentation();
   setChatOpen(false);
   stopMeter();
   stopStream(app.stream);
@@ -514,6 +538,11 @@ function renderControls() {
     setToggle(btn, hasVideo, app.camMuted,
       app.camMuted ? 'ctl.camOn' : 'ctl.camOff', app.camMuted ? 'camOff' : 'cam', 'ctl.noCam');
   }
+  const sharing = !!app.session?.screenTrack;
+  ui.shareBtn.setAttribute('aria-pressed', String(sharing));
+  ui.shareBtn.classList.toggle('is-active', sharing);
+  ui.shareBtn.disabled = !app.session?.joined;
+  /** @type {HTMLElement} */ (ui.shareBtn.querySelector('.label')).textContent = t(sharing ? 'ctl.stopShare' : 'ctl.share');
   const raised = !!app.session?.handRaised;
   ui.handBtn.setAttribute('aria-pressed', String(raised));
   ui.handBtn.classList.toggle('is-active', raised);
@@ -614,6 +643,7 @@ function renderPeople() {
   ui.modSection.hidden = !mod;
   ui.modLock.checked = session.roomState.locked;
   ui.modLobby.checked = session.roomState.lobby;
+  ui.modShares.checked = session.roomState.multiple_shares;
   const waiting = [...session.lobby.values()];
   ui.lobbySection.hidden = !mod || waiting.length === 0;
   renderLobbyList(ui.lobbyList, mod ? waiting : [], {
@@ -635,6 +665,66 @@ function renderError() {
 
 /** People whose raised hand was announced already. */
 const shownHands = new Set();
+/** People sharing, in the order they started (the last one is shown). */
+const sharers = new Set();
+
+async function toggleShare() {
+  const session = app.session;
+  if (!session?.joined) return;
+  if (session.screenTrack) {
+    await session.stopShare();
+  } else {
+    /** @type {MediaStream} */
+    let display;
+    try {
+      display = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 30 } }, audio: false });
+    } catch {
+      return; // the user cancelled the picker
+    }
+    const track = display.getVideoTracks()[0];
+    if (!track) return;
+    const ok = await session.startShare(track);
+    if (ok) track.addEventListener('ended', () => { renderControls(); renderPresentation(); });
+  }
+  renderControls();
+  renderPresentation();
+}
+
+/** Shows the latest share large above the grid (our own while we share). */
+function renderPresentation() {
+  const session = app.session;
+  /** @type {MediaStream | null} */
+  let stream = null;
+  let label = '';
+  if (session?.joined) {
+    for (const id of [...sharers].reverse()) {
+      const s = session.streams.get(`${id}-screen`);
+      const p = session.participants.get(id);
+      if (s && p?.sharing && session.activeTracks(`${id}-screen`).some((tr) => tr.kind === 'video')) {
+        stream = s;
+        label = t('share.by', { name: p.name });
+        break;
+      }
+    }
+    if (!stream && session.screenTrack) {
+      stream = new MediaStream([session.screenTrack]);
+      label = t('share.mine');
+    }
+  }
+  const shown = !!stream;
+  if (ui.presentationVideo.srcObject !== stream) {
+    const same = stream && ui.presentationVideo.srcObject instanceof MediaStream
+      && ui.presentationVideo.srcObject.getTracks()[0] === stream.getTracks()[0];
+    if (!same) {
+      ui.presentationVideo.srcObject = stream;
+      if (stream) ui.presentationVideo.play().catch(() => {});
+    }
+  }
+  ui.presentationLabel.textContent = label;
+  ui.presentation.hidden = !shown;
+  ui.stage.classList.toggle('has-presentation', shown);
+  grid.layout();
+}
 
 function sendChat() {
   const text = ui.chatInput.value.trim();

@@ -37,6 +37,7 @@ const PING_INTERVAL_MS = 25_000;
  * @property {boolean} video_muted
  * @property {boolean} hand_raised
  * @property {boolean} moderator
+ * @property {boolean} sharing  its screen share arrives in the stream `<id>-screen`
  */
 
 /**
@@ -52,6 +53,7 @@ const PING_INTERVAL_MS = 25_000;
  * @typedef {object} RoomState
  * @property {boolean} locked
  * @property {boolean} lobby
+ * @property {boolean} multiple_shares
  */
 
 /** @typedef {{id: string, name: string}} Waiter */
@@ -77,7 +79,7 @@ const PING_INTERVAL_MS = 25_000;
  *   `joined` tells whether `welcome` had arrived.
  * @property {{entry: ChatEntry}} chat
  * @property {{state: RoomState}} roomstate
- * @property {{moderator: boolean, handRaised: boolean}} self
+ * @property {{moderator: boolean, handRaised: boolean, sharing: boolean}} self
  * @property {{kind: 'audio' | 'video', by: string}} mutedbymoderator
  *   a moderator muted us: the track is disabled; only we can unmute
  * @property {{}} lobbywaiting  we wait for a moderator to admit us
@@ -131,7 +133,11 @@ export class KaigiSession extends EventTarget {
   /** Our hand is raised. */
   handRaised = false;
   /** @type {RoomState} */
-  roomState = { locked: false, lobby: false };
+  roomState = { locked: false, lobby: false, multiple_shares: false };
+  /** The screen (window, tab) we share, while we do. @type {MediaStreamTrack | null} */
+  screenTrack = null;
+  /** The server granted our share. */
+  sharing = false;
   /** Chat so far (the server's recent history, then what arrives). @type {ChatEntry[]} */
   chat = [];
   /** (Moderators) who waits to be admitted, by waiting-room id. @type {Map<string, Waiter>} */
@@ -139,6 +145,12 @@ export class KaigiSession extends EventTarget {
 
   /** @type {{audio: boolean, video: boolean}} */
   #muted = { audio: false, video: false };
+  /** The publish transceiver of the screen share, kept for the next share. @type {RTCRtpTransceiver | null} */
+  #screenTx = null;
+  /** Track sources declared with every publish offer. @type {Record<string, string>} */
+  #sources = {};
+  /** Waiting for the server to grant or refuse a share. @type {((granted: boolean) => void) | null} */
+  #shareAnswer = null;
   /** Messages are handled one after the other, SDP steps included. */
   #queue = Promise.resolve();
   /** Candidates gathered before their description was sent. @type {Record<PcName, RTCIceCandidate[] | null>} */
@@ -226,6 +238,52 @@ export class KaigiSession extends EventTarget {
     if (this.joined) this.#send({ type: 'chat', text });
   }
 
+  /**
+   * Share a screen, window or tab (a track from getDisplayMedia). The server
+   * is asked first (one share at a time unless a moderator allows more); a
+   * refusal arrives as `servererror` `share_busy` and resolves false, with
+   * the track stopped. Ending the track (the browser's own "stop sharing")
+   * stops the share.
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<boolean>}
+   */
+  async startShare(track) {
+    if (!this.joined || this.screenTrack) { track.stop(); return false; }
+    const granted = await new Promise((resolve) => {
+      this.#shareAnswer = resolve;
+      this.#send({ type: 'share', on: true });
+      setTimeout(() => resolve(false), 10_000);
+    });
+    this.#shareAnswer = null;
+    if (!granted || this.closed) { track.stop(); return false; }
+    // Text stays sharp: encoders keep resolution and drop frame rate instead.
+    track.contentHint = 'detail';
+    this.screenTrack = track;
+    track.addEventListener('ended', () => { if (this.screenTrack === track) void this.stopShare(); });
+    if (this.#screenTx) {
+      await this.#screenTx.sender.replaceTrack(track);
+      return true;
+    }
+    let pc = this.publishPc;
+    if (!pc) {
+      pc = this.#newPc('publish');
+      this.publishPc = pc;
+    }
+    this.#screenTx = pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])] });
+    this.#sources[track.id] = 'screen';
+    await this.#offerPublish(pc);
+    return true;
+  }
+
+  /** Stop sharing (the transceiver stays, for the next share). */
+  async stopShare() {
+    const track = this.screenTrack;
+    this.screenTrack = null;
+    track?.stop();
+    await this.#screenTx?.sender.replaceTrack(null).catch(() => {});
+    this.#send({ type: 'share', on: false });
+  }
+
   /** @param {boolean} raised */
   setHand(raised) {
     this.handRaised = raised;
@@ -234,7 +292,7 @@ export class KaigiSession extends EventTarget {
 
   /**
    * A moderator action (docs/protocol.md, "Moderation").
-   * @param {'mute' | 'remove' | 'lock' | 'lobby' | 'admit' | 'deny' | 'promote' | 'end'} action
+   * @param {'mute' | 'remove' | 'lock' | 'lobby' | 'admit' | 'deny' | 'promote' | 'allow_shares' | 'end'} action
    * @param {Record<string, unknown>} [fields]  `target`, `kind`, `locked`, `enabled`
    */
   moderate(action, fields = {}) {
@@ -295,6 +353,9 @@ export class KaigiSession extends EventTarget {
 
   #teardown() {
     clearInterval(this.#pingTimer);
+    this.screenTrack?.stop();
+    this.screenTrack = null;
+    this.#shareAnswer?.(false);
     this.joined = false;
     this.publishPc?.close();
     this.subscribePc?.close();
@@ -379,11 +440,23 @@ export class KaigiSession extends EventTarget {
     for (const track of tracks) {
       pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
     }
+    await this.#offerPublish(pc);
+  }
+
+  /**
+   * Sends an offer for the publish connection (first or again), with the
+   * track sources; waits for a pending one to be answered first.
+   * @param {RTCPeerConnection} pc
+   */
+  async #offerPublish(pc) {
+    for (let i = 0; i < 100 && pc.signalingState === 'have-local-offer'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     try {
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       if (this.closed || this.publishPc !== pc) return;
-      this.#send({ type: 'publish_offer', sdp: pc.localDescription?.sdp ?? offer.sdp });
+      this.#send({ type: 'publish_offer', sdp: pc.localDescription?.sdp ?? offer.sdp, sources: this.#sources });
       this.#flushCandidates('publish');
     } catch (error) {
       this.#emit('failure', { pc: 'publish', error });
@@ -469,6 +542,7 @@ export class KaigiSession extends EventTarget {
     const participant = this.participants.get(id);
     this.participants.delete(id);
     this.streams.delete(id);
+    this.streams.delete(`${id}-screen`);
     this.#emit('participantleft', { id, participant });
   }
 
@@ -506,7 +580,9 @@ export class KaigiSession extends EventTarget {
     if (p.id === this.participantId) {
       this.moderator = p.moderator;
       this.handRaised = p.hand_raised;
-      this.#emit('self', { moderator: p.moderator, handRaised: p.hand_raised });
+      this.sharing = p.sharing;
+      if (p.sharing) this.#shareAnswer?.(true);
+      this.#emit('self', { moderator: p.moderator, handRaised: p.hand_raised, sharing: p.sharing });
       return;
     }
     this.participants.set(p.id, p);
@@ -518,6 +594,7 @@ export class KaigiSession extends EventTarget {
    * @param {string} message
    */
   #onError(code, message) {
+    if (code === 'share_busy') this.#shareAnswer?.(false);
     const fatal = !this.joined;
     this.#emit('servererror', { code, message, fatal });
     if (fatal) this.close();
@@ -576,6 +653,7 @@ function toParticipant(raw) {
     video_muted: p.video_muted === true,
     hand_raised: p.hand_raised === true,
     moderator: p.moderator === true,
+    sharing: p.sharing === true,
   };
 }
 
@@ -599,7 +677,7 @@ function toChat(raw) {
  * @returns {RoomState}
  */
 function toRoomState(raw) {
-  return { locked: raw?.locked === true, lobby: raw?.lobby === true };
+  return { locked: raw?.locked === true, lobby: raw?.lobby === true, multiple_shares: raw?.multiple_shares === true };
 }
 
 /**

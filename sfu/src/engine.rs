@@ -61,6 +61,8 @@ pub struct ParticipantInfo {
     pub hand_raised: bool,
     /// May moderate the room.
     pub moderator: bool,
+    /// Sharing its screen.
+    pub sharing: bool,
 }
 
 /// Something to tell one participant.
@@ -127,6 +129,8 @@ struct Member {
     /// Kinds a moderator muted ([audio, video]), held at its worker until it
     /// unmutes itself.
     held: [bool; 2],
+    /// Its own track ids (msid) that it declared as screen shares.
+    screen_tracks: HashSet<String>,
 }
 
 /// Rooms and participants of this process.
@@ -267,6 +271,7 @@ impl Engine {
             audio_muted: false,
             video_muted: false,
             hand_raised: false,
+            sharing: false,
             moderator: moderator
                 || self
                     .rooms
@@ -284,6 +289,7 @@ impl Engine {
                 ready: false,
                 subscribed: HashSet::new(),
                 held: [false; 2],
+                screen_tracks: HashSet::new(),
             },
         );
         self.commands.push_back((
@@ -356,6 +362,7 @@ impl Engine {
                 source_worker: t.source_worker,
                 kind: t.kind,
                 codec: t.codec,
+                screen: t.screen,
             },
         ));
         if first_here {
@@ -433,6 +440,25 @@ impl Engine {
     /// included) is told.
     pub fn set_moderator(&mut self, id: ParticipantId, moderator: bool) {
         self.update_info(id, |i| i.moderator = moderator);
+    }
+
+    /// Starts or stops a participant's screen share (the grant; its track is
+    /// published separately); the whole room is told.
+    pub fn set_sharing(&mut self, id: ParticipantId, sharing: bool) {
+        self.update_info(id, |i| i.sharing = sharing);
+    }
+
+    /// Records which of `id`'s own track ids (msid) are screen shares, so
+    /// that subscribers get them in the stream `p<id>-screen`. Call before
+    /// the offer that carries them.
+    pub fn declare_screen_tracks(
+        &mut self,
+        id: ParticipantId,
+        tracks: impl IntoIterator<Item = String>,
+    ) {
+        if let Some(m) = self.members.get_mut(&id) {
+            m.screen_tracks.extend(tracks);
+        }
     }
 
     /// Raises or lowers a participant's hand; the whole room is told.
@@ -634,11 +660,17 @@ impl Engine {
                 code,
                 message,
             } => self.notify(participant, NoticeKind::Error { code, message }),
-            WorkerEvent::TrackPublished { track, kind, codec } => {
+            WorkerEvent::TrackPublished {
+                track,
+                kind,
+                codec,
+                local_id,
+            } => {
                 let Some(m) = self.members.get(&track.participant) else {
                     return;
                 };
                 let (room, source_worker) = (m.room.clone(), m.worker);
+                let screen = m.screen_tracks.contains(&local_id);
                 let Some(r) = self.rooms.get_mut(&room) else {
                     return;
                 };
@@ -649,6 +681,7 @@ impl Engine {
                         codec,
                         source_worker,
                         subscribers: HashMap::new(),
+                        screen,
                     },
                 );
                 let others: Vec<ParticipantId> = r
@@ -750,6 +783,7 @@ mod tests {
             },
             kind: MediaKind::Audio,
             codec: opus(),
+            local_id: "a0".into(),
         });
         let b = e.join("r", "b").unwrap().id;
         let subscribes = |cmds: Vec<(usize, Command)>| {
@@ -812,6 +846,7 @@ mod tests {
             track: t,
             kind: MediaKind::Audio,
             codec: opus(),
+            local_id: "a0".into(),
         });
         e.ready(c);
         let cmds = drain(&mut e);

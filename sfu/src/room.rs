@@ -47,6 +47,8 @@ pub struct RoomTrack {
     pub source_worker: usize,
     /// Subscribers per worker.
     pub subscribers: HashMap<usize, usize>,
+    /// A screen share (its publisher declared it so).
+    pub screen: bool,
 }
 
 /// One room.
@@ -123,6 +125,7 @@ mod tests {
                 },
                 source_worker: 0,
                 subscribers: HashMap::new(),
+                screen: false,
             },
         );
         assert!(r.add_subscriber(t, 1));

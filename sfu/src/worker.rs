@@ -78,6 +78,8 @@ pub enum Command {
         kind: MediaKind,
         /// The source codec.
         codec: Codec,
+        /// A screen share: offered in the stream `p<id>-screen`.
+        screen: bool,
     },
     /// Stop forwarding `track` to `subscriber`.
     Unsubscribe {
@@ -162,6 +164,8 @@ pub enum WorkerEvent {
         kind: MediaKind,
         /// Its codec.
         codec: Codec,
+        /// The publisher's own id for it (its msid track id).
+        local_id: String,
     },
     /// A participant's track ended.
     TrackUnpublished {
@@ -446,7 +450,8 @@ impl WorkerCore {
                 source_worker,
                 kind,
                 codec,
-            } => self.subscribe(now, subscriber, track, source_worker, kind, codec),
+                screen,
+            } => self.subscribe(now, subscriber, track, source_worker, kind, codec, screen),
             Command::Unsubscribe { subscriber, track } => self.unsubscribe(now, subscriber, track),
             Command::AddFanout { track, worker } => {
                 if let Some(t) = self.published.get_mut(&track) {
@@ -539,6 +544,7 @@ impl WorkerCore {
         self.after_peer(now, (participant, Role::Subscribe));
     }
 
+    #[allow(clippy::too_many_arguments)] // one Command::Subscribe, unpacked
     fn subscribe(
         &mut self,
         now: Instant,
@@ -547,6 +553,7 @@ impl WorkerCore {
         source_worker: usize,
         kind: MediaKind,
         codec: Codec,
+        screen: bool,
     ) {
         let ssrc = self.rng.next_u64() as u32;
         let Some(h) = self.hosted.get_mut(&subscriber) else {
@@ -555,7 +562,13 @@ impl WorkerCore {
         if h.subscriptions.contains(&track) {
             return;
         }
-        let stream_id = format!("p{}", track.participant);
+        // The msid stream id names the participant (docs/protocol.md); its
+        // screen share is a stream of its own.
+        let stream_id = if screen {
+            format!("p{}-screen", track.participant)
+        } else {
+            format!("p{}", track.participant)
+        };
         let sender =
             match h
                 .subscribe
@@ -749,7 +762,7 @@ impl WorkerCore {
                     id,
                     PublishedTrack {
                         id,
-                        local_id: track,
+                        local_id: track.clone(),
                         kind,
                         codec: codec.clone(),
                         keyframes: Default::default(),
@@ -762,6 +775,7 @@ impl WorkerCore {
                     track: id,
                     kind,
                     codec,
+                    local_id: track,
                 });
             }
             PeerEvent::TrackClosed { track } => {

@@ -1,6 +1,8 @@
 //! The signaling protocol's messages (version 1), as documented in
 //! `docs/protocol.md`. Only types and their JSON form live here.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this server speaks.
@@ -60,6 +62,10 @@ pub enum ClientMsg {
     PublishOffer {
         /// SDP.
         sdp: String,
+        /// What some of its tracks are, by track id (the msid track id):
+        /// `screen` marks a screen share.
+        #[serde(default)]
+        sources: HashMap<String, TrackSource>,
     },
     /// The answer to the latest subscribe offer.
     SubscribeAnswer {
@@ -84,6 +90,12 @@ pub enum ClientMsg {
     Chat {
         /// Plain text (never interpreted as HTML).
         text: String,
+    },
+    /// Start or stop sharing one's screen (asks first: one share at a time
+    /// unless a moderator allows more).
+    Share {
+        /// Sharing.
+        on: bool,
     },
     /// Raise or lower one's hand.
     Hand {
@@ -134,6 +146,11 @@ pub enum ModerateAction {
         /// Waiting-room id.
         target: String,
     },
+    /// Allow several screen shares at once (or back to one).
+    AllowShares {
+        /// More than one allowed.
+        allowed: bool,
+    },
     /// Grant moderation to another participant.
     Promote {
         /// Participant id.
@@ -158,7 +175,24 @@ pub struct Participant {
     pub hand_raised: bool,
     /// May moderate the room.
     pub moderator: bool,
+    /// Sharing its screen (shown in the stream `<id>-screen`).
+    pub sharing: bool,
 }
+
+/// What a published track is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    /// The camera.
+    Camera,
+    /// The microphone.
+    Microphone,
+    /// A shared screen, window or tab.
+    Screen,
+}
+
+/// At most this many `sources` entries in one offer, each id at most 64 bytes.
+pub const MAX_SOURCES: usize = 8;
 
 /// One chat message, as sent and as kept in the room's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -182,6 +216,8 @@ pub struct RoomState {
     pub locked: bool,
     /// New participants wait until a moderator admits them.
     pub lobby: bool,
+    /// More than one screen share at a time.
+    pub multiple_shares: bool,
 }
 
 /// Someone in the waiting room.
@@ -193,29 +229,33 @@ pub struct Waiting {
     pub name: String,
 }
 
+/// The `welcome` message: the joiner's view of the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Welcome {
+    /// Protocol version.
+    pub v: u32,
+    /// Room name.
+    pub room: String,
+    /// The client's own id.
+    pub participant_id: String,
+    /// The others in the room.
+    pub participants: Vec<Participant>,
+    /// Whether the joiner moderates the room.
+    pub moderator: bool,
+    /// The room's settings.
+    pub room_state: RoomState,
+    /// Recent chat, oldest first.
+    pub chat: Vec<ChatEntry>,
+    /// Who waits to be admitted (moderators only; empty otherwise).
+    pub lobby: Vec<Waiting>,
+}
+
 /// Server → client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// Joined.
-    Welcome {
-        /// Protocol version.
-        v: u32,
-        /// Room name.
-        room: String,
-        /// The client's own id.
-        participant_id: String,
-        /// The others in the room.
-        participants: Vec<Participant>,
-        /// Whether the joiner moderates the room.
-        moderator: bool,
-        /// The room's settings.
-        room_state: RoomState,
-        /// Recent chat, oldest first.
-        chat: Vec<ChatEntry>,
-        /// Who waits to be admitted (moderators only; empty otherwise).
-        lobby: Vec<Waiting>,
-    },
+    Welcome(Box<Welcome>),
     /// Answer for the publish connection.
     PublishAnswer {
         /// SDP.

@@ -16,7 +16,9 @@ use sfu::{JoinError, MediaKind, NoticeKind, ParticipantId, Role as PcRoleSfu};
 use crate::auth::{self, Role};
 use crate::http::{AppState, SessionHandle};
 use crate::meeting::RateLimit;
-use crate::protocol::{self, ClientMsg, Kind, ModerateAction, Participant, PcRole, ServerMsg};
+use crate::protocol::{
+    self, ClientMsg, Kind, ModerateAction, Participant, PcRole, ServerMsg, TrackSource,
+};
 
 /// Outgoing messages queued per client; a client this far behind loses notices.
 pub const CLIENT_QUEUE: usize = 256;
@@ -52,6 +54,7 @@ pub fn participant(i: sfu::engine::ParticipantInfo) -> Participant {
         video_muted: i.video_muted,
         hand_raised: i.hand_raised,
         moderator: i.moderator,
+        sharing: i.sharing,
     }
 }
 
@@ -343,12 +346,53 @@ fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<Server
             "already_joined",
             "this connection has joined a room already",
         )),
-        ClientMsg::PublishOffer { sdp } => {
+        ClientMsg::PublishOffer { sdp, sources } => {
             if j.role == Role::Viewer {
                 return Some(ServerMsg::error("unauthorized", "viewers do not publish"));
             }
-            state.sfu.control(|e| e.publish_offer(id, sdp));
+            if sources.len() > protocol::MAX_SOURCES || sources.keys().any(|k| k.len() > 64) {
+                return Some(ServerMsg::error(
+                    "bad_request",
+                    format!(
+                        "sources: at most {} entries, track ids of at most 64 bytes",
+                        protocol::MAX_SOURCES
+                    ),
+                ));
+            }
+            let screens = sources
+                .into_iter()
+                .filter(|(_, s)| *s == TrackSource::Screen)
+                .map(|(k, _)| k);
+            state.sfu.control(|e| {
+                e.declare_screen_tracks(id, screens);
+                e.publish_offer(id, sdp)
+            });
             None
+        }
+        ClientMsg::Share { on } => {
+            if on && j.role == Role::Viewer {
+                return Some(ServerMsg::error("unauthorized", "viewers do not publish"));
+            }
+            let multiple = state.meetings.with(&j.room, |r| r.state.multiple_shares);
+            let busy = state.sfu.control(|e| {
+                let other = e
+                    .room_participants(&j.room)
+                    .into_iter()
+                    .find(|i| i.sharing && i.id != id);
+                match other {
+                    Some(o) if on && !multiple => Some(o.name),
+                    _ => {
+                        e.set_sharing(id, on);
+                        None
+                    }
+                }
+            });
+            busy.map(|name| {
+                ServerMsg::error(
+                    "share_busy",
+                    format!("{name} is sharing; a moderator can allow more than one share"),
+                )
+            })
         }
         ClientMsg::SubscribeAnswer { sdp } => {
             state.sfu.control(|e| e.subscribe_answer(id, sdp));
@@ -507,6 +551,13 @@ fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), 
             let w = waiter(&target)?;
             let _ = w.decide.send(admit);
             tell_moderators(state, &j.room, ServerMsg::LobbyLeft { id: target });
+        }
+        ModerateAction::AllowShares { allowed } => {
+            let rs = state.meetings.with(&j.room, |r| {
+                r.state.multiple_shares = allowed;
+                r.state
+            });
+            broadcast(state, &j.room, &ServerMsg::RoomState(rs));
         }
         ModerateAction::Promote { target } => {
             let t = member(&target)?;
@@ -682,16 +733,18 @@ fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<
             });
             // The welcome goes first; only then may notices reach this client.
             // (The engine's notices take the sessions lock: never hold it around `control`.)
-            let _ = session.tx.try_send(ServerMsg::Welcome {
-                v: protocol::VERSION,
-                room: room.to_owned(),
-                participant_id: protocol::participant_id(j.id),
-                participants,
-                moderator,
-                room_state,
-                chat,
-                lobby,
-            });
+            let _ = session
+                .tx
+                .try_send(ServerMsg::Welcome(Box::new(protocol::Welcome {
+                    v: protocol::VERSION,
+                    room: room.to_owned(),
+                    participant_id: protocol::participant_id(j.id),
+                    participants,
+                    moderator,
+                    room_state,
+                    chat,
+                    lobby,
+                })));
             state
                 .sessions
                 .lock()

@@ -67,7 +67,10 @@ async fn chat_and_moderation_over_signaling() {
     let (mut a, wa) = join(port, "m", "a").await;
     assert_eq!(wa["moderator"], true, "{wa}");
     assert_eq!(wa["chat"], json!([]));
-    assert_eq!(wa["room_state"], json!({"locked": false, "lobby": false}));
+    assert_eq!(
+        wa["room_state"],
+        json!({"locked": false, "lobby": false, "multiple_shares": false})
+    );
     let a_id = wa["participant_id"].as_str().unwrap().to_owned();
     let (mut b, wb) = join(port, "m", "b").await;
     assert_eq!(wb["moderator"], false);
@@ -285,4 +288,67 @@ async fn chat_and_moderation_over_signaling() {
         metric(&body, "kaigi_joins_total{result=\"room_locked\"}") >= 1,
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_share_is_one_at_a_time_unless_allowed() {
+    let server = start();
+    let port = server.http;
+    let (mut a, wa) = join(port, "s", "a").await;
+    let a_id = wa["participant_id"].as_str().unwrap().to_owned();
+    let (mut b, wb) = join(port, "s", "b").await;
+    let b_id = wb["participant_id"].as_str().unwrap().to_owned();
+    let sharing = |id: String| {
+        move |m: &Value| {
+            m["type"] == "participant_updated"
+                && m["participant"]["id"] == id.as_str()
+                && m["participant"]["sharing"] == true
+        }
+    };
+
+    // b shares; everyone, b included, sees it.
+    send(&mut b, json!({"type": "share", "on": true})).await;
+    expect(&mut a, "b sharing", sharing(b_id.clone())).await;
+    expect(&mut b, "b sharing (own)", sharing(b_id.clone())).await;
+    // a second share is refused while b shares...
+    send(&mut a, json!({"type": "share", "on": true})).await;
+    let e = of_type(&mut a, "error").await;
+    assert_eq!(e["code"], "share_busy", "{e}");
+    assert!(e["message"].as_str().unwrap().contains('b'));
+    // ...until the moderator allows more than one.
+    send(
+        &mut a,
+        json!({"type": "moderate", "action": "allow_shares", "allowed": true}),
+    )
+    .await;
+    expect(&mut b, "multiple shares", |m| {
+        m["type"] == "room_state" && m["multiple_shares"] == true
+    })
+    .await;
+    send(&mut a, json!({"type": "share", "on": true})).await;
+    expect(&mut b, "a sharing", sharing(a_id.clone())).await;
+    // Stopping is always allowed.
+    send(&mut b, json!({"type": "share", "on": false})).await;
+    expect(&mut a, "b stopped", |m| {
+        m["type"] == "participant_updated"
+            && m["participant"]["id"] == b_id.as_str()
+            && m["participant"]["sharing"] == false
+    })
+    .await;
+
+    // Track sources: bounded, well-formed.
+    let many: serde_json::Map<String, Value> =
+        (0..9).map(|i| (format!("t{i}"), json!("screen"))).collect();
+    send(
+        &mut a,
+        json!({"type": "publish_offer", "sdp": "v=0", "sources": many}),
+    )
+    .await;
+    assert_eq!(of_type(&mut a, "error").await["code"], "bad_request");
+    send(
+        &mut a,
+        json!({"type": "publish_offer", "sdp": "v=0", "sources": {"t": "hologram"}}),
+    )
+    .await;
+    assert_eq!(of_type(&mut a, "error").await["code"], "bad_request");
 }

@@ -612,7 +612,7 @@ test('three participants see and hear each other; one leaves, two keep going', {
 
 // ---------------------------------------------------------------------------------------------
 
-test('chat is delivered as text, a moderator mute is enforced, a raised hand is shown', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+test('chat is delivered as text, a moderator mute is enforced, a raised hand and a screen share are shown', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
   assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
   const room = roomName(`features-${MODE}`);
   const mod = new Participant('mod', { locale: 'ja-JP', lang: 'ja-JP' });
@@ -686,8 +686,36 @@ test('chat is delivered as text, a moderator mute is enforced, a raised hand is 
     await until('the moderator sees the raised hand', async () => ({
       ok: await mod.page.evaluate(() => !!document.querySelector('#people-list .person-hand')),
     }));
+    // --- screen share: shown large to the other, one at a time, gone when stopped ---------------
+    phase = 'screen share';
+    const s0 = Date.now();
+    await guest.page.getByRole('button', { name: /Share screen/ }).click();
+    const pres = () => mod.page.evaluate(() => {
+      const el = document.getElementById('presentation');
+      const v = document.getElementById('presentation-video');
+      return {
+        shown: !el.hidden, label: document.getElementById('presentation-label').textContent,
+        w: v.videoWidth, frames: v.getVideoPlaybackQuality().totalVideoFrames,
+        tileW: document.querySelector('.tile')?.clientWidth ?? 0, presW: el.clientWidth,
+      };
+    });
+    const first = await until('the moderator sees the guest screen, large and playing', async () => {
+      const p = await pres();
+      return { ok: p.shown && p.w > 0 && p.frames > 5 && /Guest/.test(p.label), p };
+    });
+    r.screenShownMs = Date.now() - s0;
+    assert.ok(first.p.presW > first.p.tileW, `the share is larger than a tile: ${JSON.stringify(first.p)}`);
+    await until('screen frames keep coming', async () => ({ ok: (await pres()).frames > first.p.frames + 10 }));
+    // Only one share at a time: the moderator's attempt is refused with a reason.
+    await mod.page.getByRole('button', { name: /画面共有/ }).click();
+    await until('the moderator is told someone else shares', async () => ({
+      ok: /他の人が画面を共有中/.test(await mod.page.evaluate(() => document.getElementById('notices').textContent)),
+    }));
+    await guest.page.getByRole('button', { name: /Stop sharing/ }).click();
+    await until('the share disappears for the moderator', async () => ({ ok: !(await pres()).shown }));
+
     r.ok = true;
-    log(`features: chat delivered in ${r.chatDeliveredMs} ms; ${held} guest audio packets while muted`);
+    log(`features: chat delivered in ${r.chatDeliveredMs} ms; ${held} guest audio packets while muted; screen shown after ${r.screenShownMs} ms`);
   } catch (err) {
     await dumpAll(`features-${phase.replace(/\W+/g, '-')}`, ps, err);
     throw err;

@@ -86,6 +86,8 @@ pub struct Sim {
     pub stats: Vec<Arc<WorkerStats>>,
     /// Drops server→client datagrams for which it returns true.
     pub drop_filter: Option<DropFilter>,
+    /// The next join declares its video as a screen share.
+    screen_next: bool,
 }
 
 fn client_pc(now: Instant) -> RTCPeerConnection {
@@ -150,6 +152,7 @@ impl Sim {
             next_port: 20000,
             stats,
             drop_filter: None,
+            screen_next: false,
         }
     }
 
@@ -166,6 +169,14 @@ impl Sim {
     /// A client joins `room` and only watches (never offers to publish).
     pub fn join_viewer(&mut self, room: &str, name: &str) -> usize {
         self.join_with(room, name, false)
+    }
+
+    /// A client joins `room` and publishes audio and a screen share (its
+    /// video track declared as screen before the offer).
+    #[allow(dead_code)]
+    pub fn join_sharing_screen(&mut self, room: &str, name: &str) -> usize {
+        self.screen_next = true;
+        self.join_with(room, name, true)
     }
 
     fn join_with(&mut self, room: &str, name: &str, publishes: bool) -> usize {
@@ -216,6 +227,10 @@ impl Sim {
             .set_local_description(self.now, offer.clone())
             .unwrap();
         self.engine.ready(joined.id);
+        if std::mem::take(&mut self.screen_next) {
+            self.engine
+                .declare_screen_tracks(joined.id, [format!("{stream}-1")]);
+        }
         if publishes {
             self.engine.publish_offer(joined.id, offer.sdp);
         }
