@@ -79,6 +79,7 @@ const ui = {
   presentationVideo: /** @type {HTMLVideoElement} */ ($('presentation-video')),
   presentationLabel: $('presentation-label'),
   gridArea: $('grid-area'),
+  reconnectBanner: $('reconnect-banner'),
   modShares: /** @type {HTMLInputElement} */ ($('mod-shares')),
   chatBtn: /** @type {HTMLButtonElement} */ ($('chat-btn')),
   chatBadge: $('chat-badge'),
@@ -128,7 +129,18 @@ const app = {
   unread: 0,
   /** Whether we moderated at the last update (to announce a hand-over once). */
   wasModerator: false,
+  /** While the connection is being restored: the token to resume with and the last moment to try. @type {{token: string, until: number, timer?: ReturnType<typeof setTimeout>} | null} */
+  reconnect: null,
+  /** A peer connection went `disconnected`: reconnect if it is still so then. @type {ReturnType<typeof setTimeout> | undefined} */
+  stallTimer: undefined,
 };
+
+/** How long a dropped participant keeps trying to come back (the server waits 30 s). */
+const RECONNECT_FOR_MS = 28_000;
+/** Between attempts. */
+const RECONNECT_EVERY_MS = 1_500;
+/** A peer connection `disconnected` this long is given up and the session resumed afresh. */
+const STALL_MS = 6_000;
 
 const grid = new Grid(ui.grid, ui.gridArea, onAutoplayBlocked);
 const notices = new Notices(ui.notices);
@@ -288,11 +300,12 @@ async function join() {
 
 // ----- the session -----
 
-function connect() {
-  app.session?.close();
+/** @param {string} [resume]  resume token of the session that dropped */
+function connect(resume) {
+  app.session?.close(resume ? 4001 : 1000);
   app.error = null;
-  grid.clear();
-  const session = new KaigiSession({ url: signalingUrl(location), room, name: app.name, token, stream: app.stream });
+  if (!resume) grid.clear();
+  const session = new KaigiSession({ url: signalingUrl(location), room, name: app.name, token, stream: app.stream, resume });
   app.session = session;
   session.setMuted('audio', app.micMuted);
   session.setMuted('video', app.camMuted);
@@ -306,7 +319,16 @@ function connect() {
     if (app.session === session) fn(/** @type {CustomEvent} */ (ev).detail);
   });
 
-  on('welcome', ({ participants }) => {
+  on('welcome', ({ participants, resumed }) => {
+    if (app.reconnect) {
+      clearTimeout(app.reconnect.timer);
+      app.reconnect = null;
+      ui.reconnectBanner.hidden = true;
+      notices.show('notice.reconnected');
+      // Tiles of people who left meanwhile go; the rest are redrawn below.
+      for (const id of grid.keys()) if (id !== session.participantId && !participants.some((p) => p.id === id)) grid.remove(id);
+    }
+    document.body.dataset.resumed = String(resumed);
     setState('joined');
     app.unread = 0;
     renderChat(true);
@@ -391,10 +413,22 @@ function connect() {
   on('failure', ({ error }) => {
     notices.show('error.mediaFailed', {}, { error: true, details: error instanceof Error ? error.message : String(error) });
   });
-  on('connectionstate', ({ pc, state: s }) => {
-    if (s === 'failed') notices.show('error.mediaFailed', {}, { error: true, details: `${pc}: ${s}` });
+  on('connectionstate', ({ state: s }) => {
+    // Media lost: resume on a fresh connection (the server keeps our place).
+    clearTimeout(app.stallTimer);
+    if (s === 'failed') startReconnect();
+    else if (s === 'disconnected') {
+      app.stallTimer = setTimeout(() => {
+        const pcs = [session.publishPc, session.subscribePc].filter((pc) => pc !== null);
+        if (app.session === session && pcs.some((pc) => pc.connectionState === 'disconnected' || pc.connectionState === 'failed')) startReconnect();
+      }, STALL_MS);
+    }
   });
   on('closed', ({ code, reason, joined }) => {
+    if (app.reconnect || (joined && session.resumeToken)) {
+      startReconnect();
+      return;
+    }
     const closeKey = `error.close.${code}`;
     const details = [reason, `(${code})`].filter(Boolean).join(' ');
     const text = hasKey(closeKey) ? closeKey : null;
@@ -408,8 +442,38 @@ function connect() {
   session.connect();
 }
 
+/**
+ * The connection dropped while in the meeting: try to come back as the same
+ * participant, every 1.5 s, for up to 28 s; others see us as reconnecting.
+ */
+function startReconnect() {
+  const session = app.session;
+  if (!app.reconnect) {
+    const token = session?.resumeToken;
+    if (!token) return;
+    app.reconnect = { token, until: Date.now() + RECONNECT_FOR_MS };
+    ui.reconnectBanner.hidden = false;
+    connect(token);
+    return;
+  }
+  // An attempt failed: try again shortly, or give up.
+  const r = app.reconnect;
+  clearTimeout(r.timer);
+  if (Date.now() > r.until) {
+    app.reconnect = null;
+    ui.reconnectBanner.hidden = true;
+    showError({ heading: 'error.lostHeading', text: 'error.lost', action: 'reconnect' });
+    return;
+  }
+  session?.close(4001);
+  r.timer = setTimeout(() => { if (app.reconnect === r) connect(r.token); }, RECONNECT_EVERY_MS);
+}
+
 /** @param {ErrorView} view */
 function showError(view) {
+  if (app.reconnect) clearTimeout(app.reconnect.timer);
+  app.reconnect = null;
+  ui.reconnectBanner.hidden = true;
   app.session?.close();
   app.session = null;
   app.error = view;
@@ -439,6 +503,9 @@ async function retry() {
 }
 
 function leave() {
+  if (app.reconnect) clearTimeout(app.reconnect.timer);
+  app.reconnect = null;
+  ui.reconnectBanner.hidden = true;
   app.session?.leave();
   app.ended = null;
   endLocal();
@@ -597,7 +664,7 @@ function renderTile(id) {
   const video = tracks.some((tr) => tr.kind === 'video' && !tr.muted);
   grid.upsert(id, {
     name,
-    label: name,
+    label: p?.reconnecting ? `${name} (${t('people.reconnecting')})` : name,
     stream: session.streams.get(id) ?? null,
     showVideo: video && !p?.video_muted,
     audioMuted: !!p?.audio_muted,
@@ -631,7 +698,7 @@ function renderPeople() {
   for (const p of session.participants.values()) {
     people.push({
       id: p.id, name: p.name, me: false, micMuted: p.audio_muted, camOff: p.video_muted,
-      handRaised: p.hand_raised, moderator: p.moderator,
+      handRaised: p.hand_raised, moderator: p.moderator, reconnecting: p.reconnecting,
     });
   }
   // Raised hands first (in the order they became known), then everyone else.

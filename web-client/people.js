@@ -19,6 +19,7 @@ import { initials, avatarColor } from './grid.js';
  * @property {boolean} camOff
  * @property {boolean} handRaised
  * @property {boolean} moderator
+ * @property {boolean} [reconnecting]
  */
 
 /**
@@ -105,6 +106,12 @@ function personItem(p, actions) {
   }
   const marks = document.createElement('span');
   marks.className = 'person-marks';
+  if (p.reconnecting) {
+    const r = document.createElement('span');
+    r.className = 'person-reconnecting';
+    r.textContent = ` ${t('people.reconnecting')}`;
+    label.append(r);
+  }
   if (p.moderator) {
     const role = document.createElement('span');
     role.className = 'person-role';

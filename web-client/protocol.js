@@ -38,6 +38,7 @@ const PING_INTERVAL_MS = 25_000;
  * @property {boolean} hand_raised
  * @property {boolean} moderator
  * @property {boolean} sharing  its screen share arrives in the stream `<id>-screen`
+ * @property {boolean} reconnecting  its connection dropped; it may come back
  */
 
 /**
@@ -64,7 +65,8 @@ const PING_INTERVAL_MS = 25_000;
 
 /**
  * @typedef {object} SessionEvents
- * @property {{participantId: string, participants: Participant[]}} welcome
+ * @property {{participantId: string, participants: Participant[], resumed: boolean}} welcome
+ *   `resumed`: an earlier session came back as the same participant
  * @property {{participant: Participant}} participantjoined
  * @property {{id: string, participant: Participant | undefined}} participantleft
  * @property {{participant: Participant}} participantupdated
@@ -138,6 +140,8 @@ export class KaigiSession extends EventTarget {
   screenTrack = null;
   /** The server granted our share. */
   sharing = false;
+  /** Sent as `resume` by the next session after a dropped connection. @type {string | null} */
+  resumeToken = null;
   /** Chat so far (the server's recent history, then what arrives). @type {ChatEntry[]} */
   chat = [];
   /** (Moderators) who waits to be admitted, by waiting-room id. @type {Map<string, Waiter>} */
@@ -168,6 +172,7 @@ export class KaigiSession extends EventTarget {
    * @param {string} opts.name  display name
    * @param {string} [opts.token]  join token, when the server requires one
    * @param {MediaStream | null} [opts.stream]  local microphone/camera to publish
+   * @param {string} [opts.resume]  the resume token of a session whose connection dropped
    */
   constructor(opts) {
     super();
@@ -186,6 +191,7 @@ export class KaigiSession extends EventTarget {
       /** @type {Record<string, unknown>} */
       const join = { type: 'join', v: PROTOCOL_VERSION, room: this.#opts.room, name: this.#opts.name };
       if (this.#opts.token) join.token = this.#opts.token;
+      if (this.#opts.resume) join.resume = this.#opts.resume;
       this.#send(join);
       this.#pingTimer = setInterval(() => this.#send({ type: 'ping' }), PING_INTERVAL_MS);
     });
@@ -306,14 +312,19 @@ export class KaigiSession extends EventTarget {
     this.close();
   }
 
-  /** Close the socket and both connections without a `leave` message. */
-  close() {
+  /**
+   * Close the socket and both connections without a `leave` message. With
+   * the default code the server ends the participation at once; any other
+   * code (4000–4999) leaves it a grace period for a resuming session.
+   * @param {number} [code]
+   */
+  close(code = 1000) {
     if (this.closed) return;
     this.closed = true;
     const ws = this.ws;
     this.#teardown();
     if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
-      ws.close(1000, 'bye');
+      ws.close(code, code === 1000 ? 'bye' : 'reconnecting');
     }
   }
 
@@ -406,6 +417,7 @@ export class KaigiSession extends EventTarget {
     }
     this.participantId = String(msg.participant_id);
     this.joined = true;
+    this.resumeToken = typeof msg.resume_token === 'string' ? msg.resume_token : null;
     this.moderator = msg.moderator === true;
     this.roomState = toRoomState(msg.room_state);
     this.chat = [];
@@ -423,7 +435,7 @@ export class KaigiSession extends EventTarget {
       const part = toParticipant(p);
       if (part && part.id !== this.participantId) this.participants.set(part.id, part);
     }
-    this.#emit('welcome', { participantId: this.participantId, participants: [...this.participants.values()] });
+    this.#emit('welcome', { participantId: this.participantId, participants: [...this.participants.values()], resumed: msg.resumed === true });
     for (const kind of /** @type {const} */ (['audio', 'video'])) {
       if (this.#muted[kind]) this.#send({ type: 'mute', kind, muted: true });
     }
@@ -654,6 +666,7 @@ function toParticipant(raw) {
     hand_raised: p.hand_raised === true,
     moderator: p.moderator === true,
     sharing: p.sharing === true,
+    reconnecting: p.reconnecting === true,
   };
 }
 

@@ -63,6 +63,8 @@ pub struct ParticipantInfo {
     pub moderator: bool,
     /// Sharing its screen.
     pub sharing: bool,
+    /// Its connection dropped; it has a grace period to come back.
+    pub reconnecting: bool,
 }
 
 /// Something to tell one participant.
@@ -131,7 +133,13 @@ struct Member {
     held: [bool; 2],
     /// Its own track ids (msid) that it declared as screen shares.
     screen_tracks: HashSet<String>,
+    /// Connections so far (0 for the first): track indices start at
+    /// `epoch * TRACKS_PER_EPOCH`.
+    epoch: u32,
 }
+
+/// Track indices a participant may use per connection.
+const TRACKS_PER_EPOCH: u32 = 1 << 16;
 
 /// Rooms and participants of this process.
 pub struct Engine {
@@ -272,6 +280,7 @@ impl Engine {
             video_muted: false,
             hand_raised: false,
             sharing: false,
+            reconnecting: false,
             moderator: moderator
                 || self
                     .rooms
@@ -290,6 +299,7 @@ impl Engine {
                 subscribed: HashSet::new(),
                 held: [false; 2],
                 screen_tracks: HashSet::new(),
+                epoch: 0,
             },
         );
         self.commands.push_back((
@@ -298,6 +308,7 @@ impl Engine {
                 participant: id,
                 publish_ice,
                 subscribe_ice,
+                first_track: 0,
             },
         ));
         let others = self.room_participants(room);
@@ -440,6 +451,93 @@ impl Engine {
     /// included) is told.
     pub fn set_moderator(&mut self, id: ParticipantId, moderator: bool) {
         self.update_info(id, |i| i.moderator = moderator);
+    }
+
+    /// Marks a participant whose connection dropped (or back); the room sees
+    /// "reconnecting" instead of a leave.
+    pub fn set_reconnecting(&mut self, id: ParticipantId, reconnecting: bool) {
+        self.update_info(id, |i| i.reconnecting = reconnecting);
+    }
+
+    /// The participant comes back on a new connection: same id, name, room
+    /// and role, fresh peers (new ICE credentials). Its old tracks end (its
+    /// client publishes again) and its subscriptions are made again after
+    /// [`Engine::ready`]. The room sees no leave, only `reconnecting` end.
+    /// A moderator's hold stays on.
+    pub fn reconnect(&mut self, id: ParticipantId) -> Option<Joined> {
+        let m = self.members.get_mut(&id)?;
+        let worker = m.worker;
+        let room = m.room.clone();
+        m.epoch += 1;
+        let first_track = m.epoch.saturating_mul(TRACKS_PER_EPOCH);
+        let publish_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
+        let subscribe_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
+        let old = std::mem::replace(
+            &mut m.ufrags,
+            [publish_ice.0.clone(), subscribe_ice.0.clone()],
+        );
+        let subscribed = std::mem::take(&mut m.subscribed);
+        m.ready = false;
+        m.screen_tracks.clear();
+        m.info.reconnecting = false;
+        m.info.sharing = false;
+        let held = m.held;
+        let info = m.info.clone();
+        for u in old {
+            self.routes.push_back(Route::Remove(u));
+        }
+        self.routes
+            .push_back(Route::Add(publish_ice.0.clone(), worker));
+        self.routes
+            .push_back(Route::Add(subscribe_ice.0.clone(), worker));
+        self.commands
+            .push_back((worker, Command::RemoveParticipant { participant: id }));
+        self.commands.push_back((
+            worker,
+            Command::AddParticipant {
+                participant: id,
+                publish_ice,
+                subscribe_ice,
+                first_track,
+            },
+        ));
+        for (k, kind) in [MediaKind::Audio, MediaKind::Video].into_iter().enumerate() {
+            if held[k] {
+                self.commands.push_back((
+                    worker,
+                    Command::Hold {
+                        participant: id,
+                        kind,
+                        held: true,
+                    },
+                ));
+            }
+        }
+        if let Some(r) = self.rooms.get_mut(&room) {
+            let tracks: Vec<(TrackId, usize)> = subscribed
+                .iter()
+                .filter_map(|t| r.tracks.get(t).map(|rt| (*t, rt.source_worker)))
+                .collect();
+            for (track, source) in tracks {
+                if r.remove_subscriber(track, worker) {
+                    self.commands
+                        .push_back((source, Command::RemoveFanout { track, worker }));
+                }
+            }
+        }
+        self.unpublish_all(&room, id);
+        // Not to itself: its welcome goes first.
+        self.notify_room(&room, id, NoticeKind::ParticipantUpdated(info.clone()));
+        info!(participant = id, room, "reconnected");
+        Some(Joined {
+            id,
+            others: self
+                .room_participants(&room)
+                .into_iter()
+                .filter(|i| i.id != id)
+                .collect(),
+            moderator: info.moderator,
+        })
     }
 
     /// Starts or stops a participant's screen share (the grant; its track is
@@ -721,6 +819,84 @@ mod tests {
 
     fn drain(e: &mut Engine) -> Vec<(usize, Command)> {
         std::iter::from_fn(|| e.poll_command()).collect()
+    }
+
+    #[test]
+    fn reconnect_keeps_the_identity_with_fresh_peers() {
+        let mut e = Engine::new(EngineConfig::default(), 1);
+        let a = e.join("r", "a").unwrap().id;
+        let b = e.join("r", "b").unwrap().id;
+        e.ready(a);
+        e.ready(b);
+        e.handle_worker_event(WorkerEvent::TrackPublished {
+            track: TrackId {
+                participant: a,
+                index: 0,
+            },
+            kind: MediaKind::Audio,
+            codec: opus(),
+            local_id: "a0".into(),
+        });
+        e.set_reconnecting(a, true);
+        assert!(e.participant(a).unwrap().reconnecting);
+        e.hold(a, MediaKind::Audio);
+        drain(&mut e);
+        std::iter::from_fn(|| e.poll_route()).for_each(drop);
+        std::iter::from_fn(|| e.poll_notice()).for_each(drop);
+
+        let j = e.reconnect(a).expect("a is known");
+        assert_eq!(j.id, a);
+        assert_eq!(j.others.len(), 1);
+        assert!(!e.participant(a).unwrap().reconnecting);
+        let cmds = drain(&mut e);
+        let pos = |f: &dyn Fn(&Command) -> bool| cmds.iter().position(|(_, c)| f(c));
+        let removed =
+            pos(&|c| matches!(c, Command::RemoveParticipant { participant } if *participant == a));
+        let added = pos(&|c| {
+            matches!(c, Command::AddParticipant { participant, first_track, .. }
+                if *participant == a && *first_track == TRACKS_PER_EPOCH)
+        });
+        let held = pos(
+            &|c| matches!(c, Command::Hold { participant, held: true, .. } if *participant == a),
+        );
+        assert!(
+            removed < added && added < held,
+            "remove, add, hold again: {cmds:?}"
+        );
+        assert!(removed.is_some());
+        // b is unsubscribed from a's old track.
+        assert!(cmds.iter().any(
+            |(_, c)| matches!(c, Command::Unsubscribe { subscriber, .. } if *subscriber == b)
+        ));
+        let routes: Vec<Route> = std::iter::from_fn(|| e.poll_route()).collect();
+        assert_eq!(
+            routes
+                .iter()
+                .filter(|r| matches!(r, Route::Remove(_)))
+                .count(),
+            2
+        );
+        assert_eq!(
+            routes
+                .iter()
+                .filter(|r| matches!(r, Route::Add(..)))
+                .count(),
+            2
+        );
+        let told: Vec<Notice> = std::iter::from_fn(|| e.poll_notice()).collect();
+        assert!(
+            told.iter().all(|n| n.to == b),
+            "a itself hears nothing before its welcome"
+        );
+        assert!(
+            !told
+                .iter()
+                .any(|n| matches!(n.kind, NoticeKind::ParticipantLeft(_)))
+        );
+        assert!(told.iter().any(
+            |n| matches!(&n.kind, NoticeKind::ParticipantUpdated(i) if i.id == a && !i.reconnecting)
+        ));
+        assert!(e.reconnect(999).is_none());
     }
 
     #[test]

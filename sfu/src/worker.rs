@@ -38,6 +38,10 @@ pub enum Command {
         publish_ice: (String, String),
         /// (ufrag, pwd) of its subscribe peer.
         subscribe_ice: (String, String),
+        /// The index of its first track: a participant that reconnects
+        /// continues where its last connection stopped, so track ids are
+        /// never reused.
+        first_track: u32,
     },
     /// The client's offer for its publish peer.
     PublishOffer {
@@ -407,6 +411,7 @@ impl WorkerCore {
                 participant,
                 publish_ice,
                 subscribe_ice,
+                first_track,
             } => {
                 let sub_ufrag = subscribe_ice.0.clone();
                 let subscribe = Downlink::new(now, &self.cfg, subscribe_ice.0, subscribe_ice.1);
@@ -421,7 +426,7 @@ impl WorkerCore {
                         publish_ice,
                         subscribe: Box::new(subscribe),
                         negotiation: Negotiation::Stable,
-                        next_track: 0,
+                        next_track: first_track,
                         subscriptions: FastSet::default(),
                         held: [false; 2],
                     },

@@ -97,6 +97,9 @@ pub struct LimitsConfig {
     pub ws_max_message_bytes: usize,
     /// Malformed messages tolerated on one WebSocket before it is closed.
     pub ws_max_bad_messages: u32,
+    /// Seconds a participant whose connection dropped (without leaving)
+    /// stays in the room, shown as reconnecting, waiting to resume.
+    pub reconnect_grace_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -106,6 +109,7 @@ impl Default for LimitsConfig {
             max_rooms: 1000,
             ws_max_message_bytes: 64 * 1024,
             ws_max_bad_messages: 50,
+            reconnect_grace_secs: 30,
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// Chat, room settings and waiting rooms.
     pub meetings: crate::meeting::Meetings,
+    /// Resume tokens of participants in rooms: token → (participant, role).
+    pub resumes: Mutex<HashMap<String, (ParticipantId, crate::auth::Role)>>,
 }
 
 impl AppState {

@@ -268,6 +268,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         token_secret,
         draining: AtomicBool::new(false),
         meetings: Default::default(),
+        resumes: Default::default(),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();

@@ -57,6 +57,10 @@ pub enum ClientMsg {
         /// A join token, when the room needs one.
         #[serde(default)]
         token: Option<String>,
+        /// The `resume_token` of an earlier session whose connection
+        /// dropped: the client comes back as the same participant.
+        #[serde(default)]
+        resume: Option<String>,
     },
     /// The publish connection's offer.
     PublishOffer {
@@ -177,6 +181,8 @@ pub struct Participant {
     pub moderator: bool,
     /// Sharing its screen (shown in the stream `<id>-screen`).
     pub sharing: bool,
+    /// Its connection dropped; it may come back (`resume`).
+    pub reconnecting: bool,
 }
 
 /// What a published track is.
@@ -248,6 +254,10 @@ pub struct Welcome {
     pub chat: Vec<ChatEntry>,
     /// Who waits to be admitted (moderators only; empty otherwise).
     pub lobby: Vec<Waiting>,
+    /// Secret to send as `resume` in `join` after a dropped connection.
+    pub resume_token: String,
+    /// This session resumed an earlier one (same participant id).
+    pub resumed: bool,
 }
 
 /// Server → client.
@@ -401,7 +411,8 @@ mod tests {
                 v: Some(1),
                 room: "r1".into(),
                 name: "山田".into(),
-                token: None
+                token: None,
+                resume: None
             }
         );
         let m: ClientMsg = serde_json::from_str(

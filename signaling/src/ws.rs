@@ -3,7 +3,7 @@
 //! gets an `error` message; too much of it closes the socket.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -55,6 +55,7 @@ pub fn participant(i: sfu::engine::ParticipantInfo) -> Participant {
         hand_raised: i.hand_raised,
         moderator: i.moderator,
         sharing: i.sharing,
+        reconnecting: i.reconnecting,
     }
 }
 
@@ -120,6 +121,9 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
     let mut stage = Stage::Idle;
     let mut chat_limit = RateLimit::chat(Instant::now());
     let mut bad = 0u32;
+    // A close frame with 1000 or 1001 (the tab closed) ends the participation at
+    // once; a dropped connection leaves a grace period to resume.
+    let mut clean = false;
     loop {
         tokio::select! {
             incoming = socket.recv() => {
@@ -131,10 +135,18 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
                         let _ = tx.try_send(ServerMsg::error("bad_request", "binary frames are not part of the protocol"));
                         continue;
                     }
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(frame))) => {
+                        clean = frame.is_none_or(|f| matches!(f.code, 1000 | 1001));
+                        break;
+                    }
+                    None => break,
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => {
-                        // Oversized frames end here too (axum closes with 1009).
+                        // Oversized frames end here too (axum closes with 1009): a
+                        // client that breaks the limits gets no grace period. Any
+                        // other error is taken for a dropped connection.
+                        let text = e.to_string();
+                        clean = text.contains("Space limit") || text.contains("too long");
                         state.metrics.ws_rejected.with_label_values(&["transport"]).inc();
                         debug!(error = %e, "websocket error");
                         break;
@@ -163,6 +175,7 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
                     }
                 }
                 if bad > state.config.limits.ws_max_bad_messages {
+                    clean = true;
                     let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "too many bad messages".into() }))).await;
                     break;
                 }
@@ -205,7 +218,20 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
         }
     }
     match stage {
-        Stage::Joined(j) => leave(&state, &j),
+        Stage::Joined(j) => {
+            let ours = state
+                .sessions
+                .lock()
+                .expect("sessions")
+                .get(&j.id)
+                .is_some_and(|h| Arc::ptr_eq(&h.kill, &kill));
+            // Not ours: resumed on another connection, or removed by a moderator.
+            if ours && clean {
+                leave(&state, &j);
+            } else if ours {
+                await_resume(state.clone(), j, kill.clone());
+            }
+        }
         Stage::Waiting(w) => {
             let gone = state
                 .meetings
@@ -255,10 +281,45 @@ fn occupied(state: &AppState, room: &str) -> bool {
     state.sfu.control(|e| !e.room_participants(room).is_empty())
 }
 
+/// A dropped connection: the room sees the participant reconnecting; if no
+/// new connection resumes it within the grace period, it leaves.
+fn await_resume(state: Arc<AppState>, j: Joined, kill: Arc<tokio::sync::Notify>) {
+    state.sfu.control(|e| e.set_reconnecting(j.id, true));
+    let grace = Duration::from_secs(state.config.limits.reconnect_grace_secs);
+    info!(
+        participant = j.id,
+        grace_s = grace.as_secs(),
+        "connection dropped; waiting for a resume"
+    );
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        let still = state
+            .sessions
+            .lock()
+            .expect("sessions")
+            .get(&j.id)
+            .is_some_and(|h| Arc::ptr_eq(&h.kill, &kill));
+        if still {
+            info!(participant = j.id, "not resumed in time; leaving");
+            leave(&state, &j);
+        }
+    });
+}
+
+/// Forgets `id`'s resume token (it left for good).
+fn forget_resume(state: &AppState, id: ParticipantId) {
+    state
+        .resumes
+        .lock()
+        .expect("resumes")
+        .retain(|_, (p, _)| *p != id);
+}
+
 /// Leaves the room; the last one out closes the meeting's state, and
 /// whoever still waits is let in (there is nobody left to guard the door).
 fn leave(state: &AppState, j: &Joined) {
     state.sessions.lock().expect("sessions").remove(&j.id);
+    forget_resume(state, j.id);
     state.sfu.control(|e| e.leave(j.id));
     if !occupied(state, &j.room) {
         let waiters = state
@@ -312,9 +373,16 @@ fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<Server
                     room,
                     name,
                     token,
-                } => match request_join(state, v, &room, &name, token.as_deref())
-                    .and_then(|req| admit_or_wait(state, ctx.session, req))
-                {
+                    resume,
+                } => match request_join(state, v, &room, &name, token.as_deref()).and_then(|req| {
+                    match resume.and_then(|t| resumable(state, &t, &req.room)) {
+                        Some((id, role, token)) => {
+                            resume_session(state, ctx.session, id, role, token, req.room)
+                                .map(Stage::Joined)
+                        }
+                        None => admit_or_wait(state, ctx.session, req),
+                    }
+                }) {
                     Ok(next) => {
                         *stage = next;
                         None
@@ -515,6 +583,7 @@ fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), 
             // its client never reads the message.
             send_to(state, t, ServerMsg::Removed { by: me });
             state.sessions.lock().expect("sessions").remove(&t);
+            forget_resume(state, t);
             state.sfu.control(|e| e.leave(t));
         }
         ModerateAction::Lock { locked } => {
@@ -574,6 +643,7 @@ fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), 
                 .collect();
             for t in ids {
                 state.sessions.lock().expect("sessions").remove(&t);
+                forget_resume(state, t);
                 state.sfu.control(|e| e.leave(t));
             }
         }
@@ -704,6 +774,69 @@ fn admit_or_wait(
     enter(state, session, req).map(Stage::Joined)
 }
 
+/// The participant a resume token stands for, if it is still in `room`.
+fn resumable(state: &AppState, token: &str, room: &str) -> Option<(ParticipantId, Role, String)> {
+    let (id, role) = *state.resumes.lock().expect("resumes").get(token)?;
+    state
+        .sfu
+        .control(|e| e.room_of(id) == Some(room))
+        .then(|| (id, role, token.to_owned()))
+}
+
+/// Takes participant `id` over on this connection: fresh peers, the same
+/// identity; a connection still attached to it is closed without leaving.
+fn resume_session(
+    state: &AppState,
+    session: &SessionHandle,
+    id: ParticipantId,
+    role: Role,
+    token: String,
+    room: String,
+) -> Result<Joined, ServerMsg> {
+    let Some(j) = state.sfu.control(|e| e.reconnect(id)) else {
+        return Err(ServerMsg::error("not_found", "that session has ended"));
+    };
+    state.metrics.joins.with_label_values(&["resumed"]).inc();
+    let (room_state, chat, lobby) = state.meetings.with(&room, |r| {
+        (
+            r.state,
+            r.chat.iter().cloned().collect(),
+            if j.moderator {
+                r.waiting_list()
+            } else {
+                Vec::new()
+            },
+        )
+    });
+    let _ = session
+        .tx
+        .try_send(ServerMsg::Welcome(Box::new(protocol::Welcome {
+            v: protocol::VERSION,
+            room: room.clone(),
+            participant_id: protocol::participant_id(id),
+            participants: j.others.into_iter().map(participant).collect(),
+            moderator: j.moderator,
+            room_state,
+            chat,
+            lobby,
+            resume_token: token,
+            resumed: true,
+        })));
+    let old = state
+        .sessions
+        .lock()
+        .expect("sessions")
+        .insert(id, session.clone());
+    if let Some(old) = old.filter(|o| !Arc::ptr_eq(&o.kill, &session.kill)) {
+        old.kill.notify_one();
+    }
+    tracing::Span::current()
+        .record("room", room.as_str())
+        .record("participant", id);
+    state.sfu.control(|e| e.ready(id));
+    Ok(Joined { id, role, room })
+}
+
 /// Puts the participant in the room: engine join, welcome, subscriptions.
 fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<Joined, ServerMsg> {
     let refuse = |reason: &str, msg: ServerMsg| {
@@ -719,6 +852,15 @@ fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<
             state.metrics.joins.with_label_values(&["ok"]).inc();
             // The first one in, or a moderator token, moderates.
             let moderator = j.moderator;
+            let resume_token: String = rand::random::<[u8; 16]>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            state
+                .resumes
+                .lock()
+                .expect("resumes")
+                .insert(resume_token.clone(), (j.id, req.role));
             let participants = j.others.into_iter().map(participant).collect();
             let (room_state, chat, lobby) = state.meetings.with(room, |r| {
                 (
@@ -744,6 +886,8 @@ fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<
                     room_state,
                     chat,
                     lobby,
+                    resume_token,
+                    resumed: false,
                 })));
             state
                 .sessions

@@ -20,6 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 
 const BASE = (process.env.KAIGI_URL || '').replace(/\/+$/, '');
@@ -718,6 +719,80 @@ test('chat is delivered as text, a moderator mute is enforced, a raised hand and
     log(`features: chat delivered in ${r.chatDeliveredMs} ms; ${held} guest audio packets while muted; screen shown after ${r.screenShownMs} ms`);
   } catch (err) {
     await dumpAll(`features-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    for (const p of ps) await p.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+
+test('a dropped connection comes back as the same participant; others see "reconnecting", not a leave', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+  assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
+  const room = roomName(`reconnect-${MODE}`);
+  const a = new Participant('ra');
+  const b = new Participant('rb');
+  const ps = [a, b];
+  const r = (results.tests.reconnect = { ok: false, room });
+  let phase = 'launch';
+  // The last remote frame count, and "growing again" after a disruption.
+  const framesGrowing = async (p, what) => {
+    const f0 = await p.framesDecoded();
+    return until(`${p.label}: ${what}`, async () => ({ ok: (await p.framesDecoded()) > f0 + 15 }), { timeout: ms(40_000), interval: 250 });
+  };
+  const idOf = (p) => p.page.evaluate(() => window.kaigi.participantId);
+  const sawLeave = (p) => p.lines.some((l) => l.includes('"participant_left"'));
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+    await Promise.all(ps.map((p) => p.open(room)));
+    for (const p of ps) {
+      phase = `join ${p.label}`;
+      await p.fillName(p.label);
+      await p.joinButton().click();
+      await p.waitState('joined');
+      p.id = await idOf(p);
+    }
+    phase = 'media before';
+    await Promise.all(ps.map((p) => framesGrowing(p, 'decoding the other')));
+
+    // --- the signaling connection drops (closed without a clean code) ---------------------------
+    phase = 'websocket drop';
+    let t0 = Date.now();
+    await b.page.evaluate(() => window.kaigi.ws.close(4000, 'test: connection lost'));
+    await until('a sees b reconnecting or back', async () => ({
+      ok: a.lines.some((l) => l.includes('"reconnecting":true')),
+    }));
+    await until('b resumed', async () => ({ ok: await b.page.evaluate(() => document.body.dataset.resumed === 'true') }));
+    r.resumeMs = Date.now() - t0;
+    assert.equal(await idOf(b), b.id, 'b kept its participant id');
+    await Promise.all([framesGrowing(a, 'decoding b again'), framesGrowing(b, 'decoding a again')]);
+    r.mediaBackAfterResumeMs = Date.now() - t0;
+    assert.ok(!sawLeave(a), 'a never saw b leave');
+
+    // --- the whole network is cut for 5 s ------------------------------------------------------
+    phase = 'link cut';
+    t0 = Date.now();
+    execFileSync('ip', ['link', 'set', 'lo', 'down']);
+    await sleep(5000);
+    execFileSync('ip', ['link', 'set', 'lo', 'up']);
+    await Promise.all([framesGrowing(a, 'decoding b after the outage'), framesGrowing(b, 'decoding a after the outage')]);
+    r.mediaBackAfterOutageMs = Date.now() - t0 - 5000;
+    for (const p of ps) assert.equal(await idOf(p), p.id, `${p.label} kept its participant id`);
+    assert.ok(!sawLeave(a) && !sawLeave(b), 'nobody saw the other leave');
+    assert.equal(await a.state(), 'joined');
+    assert.equal(await b.state(), 'joined');
+
+    // --- closing the tab: gone for the other within 5 s -----------------------------------------
+    phase = 'tab closed';
+    t0 = Date.now();
+    await b.page.close({ runBeforeUnload: true });
+    await until('a sees b leave', async () => ({ ok: sawLeave(a) }), { timeout: ms(5_000) });
+    r.goneAfterTabCloseMs = Date.now() - t0;
+    r.ok = true;
+    log(`reconnect: resumed in ${r.resumeMs} ms (media back ${r.mediaBackAfterResumeMs} ms); media back ${r.mediaBackAfterOutageMs} ms after a 5 s outage; closed tab gone in ${r.goneAfterTabCloseMs} ms`);
+  } catch (err) {
+    try { execFileSync('ip', ['link', 'set', 'lo', 'up']); } catch { /* best effort */ }
+    await dumpAll(`reconnect-${phase.replace(/\W+/g, '-')}`, ps, err);
     throw err;
   } finally {
     for (const p of ps) await p.close();

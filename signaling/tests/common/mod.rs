@@ -54,6 +54,12 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
 
 #[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
 pub fn start() -> Server {
+    start_with(&[])
+}
+
+/// [`start`] with extra environment (configuration overrides).
+#[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
+pub fn start_with(env: &[(&str, &str)]) -> Server {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("kaigi-test-{}-{n}", std::process::id()));
@@ -70,6 +76,7 @@ pub fn start() -> Server {
         .arg(&dir)
         .env("KAIGI_SERVER__TLS", "false")
         .env("KAIGI_LIMITS__WS_MAX_BAD_MESSAGES", "10")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
