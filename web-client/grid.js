@@ -143,6 +143,24 @@ export class Grid {
     /** @type {HTMLElement} */ (mic.querySelector('.visually-hidden')).textContent = state.micMutedText;
   }
 
+  /**
+   * Marks the tile of the active speaker (none: `null`).
+   * @param {string | null} key
+   */
+  setSpeaker(key) {
+    for (const [k, tile] of this.#tiles) tile.classList.toggle('is-speaking', k === key);
+  }
+
+  /**
+   * Tiles of `first` come first, in that order; the others keep theirs after.
+   * @param {string[]} first
+   */
+  setOrder(first) {
+    const rank = new Map(first.map((k, i) => [k, i]));
+    let next = first.length;
+    for (const [k, tile] of this.#tiles) tile.style.order = String(rank.get(k) ?? next++);
+  }
+
   /** @param {string} key */
   remove(key) {
     const tile = this.#tiles.get(key);

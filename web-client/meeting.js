@@ -340,11 +340,13 @@ function connect(resume) {
     renderPeople();
     renderControls();
     renderPresentation();
+    renderSpeakers();
     setPeopleOpen(window.innerWidth >= 1200);
     if (document.activeElement === document.body || document.activeElement === ui.joinBtn) ui.micBtn.focus();
   });
   on('participantjoined', ({ participant }) => {
     renderTile(participant.id);
+    renderSpeakers();
     renderPeople();
     notices.show('notice.joined', { name: participant.name });
   });
@@ -373,6 +375,7 @@ function connect(resume) {
     renderControls();
     renderPeople();
   });
+  on('activespeaker', () => renderSpeakers());
   on('chat', () => {
     if (ui.chatPanel.hidden) app.unread += 1;
     renderChat(false);
@@ -728,6 +731,19 @@ function renderError() {
   ui.errorDetails.textContent = view.details ? t('error.details', { details: view.details }) : '';
   ui.errorAction.textContent = t(view.action === 'reconnect' ? 'error.reconnect' : 'error.retry');
   ui.errorAction.hidden = view.text === 'error.code.invalid_room';
+}
+
+/**
+ * The active speaker's tile is outlined; we come first, then recent
+ * speakers, so that in a big room they stay in view.
+ */
+function renderSpeakers() {
+  const session = app.session;
+  if (!session?.joined) return;
+  const active = session.speakers[0] ?? null;
+  grid.setSpeaker(active);
+  grid.setOrder([session.participantId ?? '', ...session.speakers]);
+  document.body.dataset.activeSpeaker = active ?? '';
 }
 
 /** People whose raised hand was announced already. */

@@ -79,6 +79,7 @@ const PING_INTERVAL_MS = 25_000;
  * @property {{code: number, reason: string, joined: boolean}} closed
  *   the socket closed without `leave()`/`close()` having been called;
  *   `joined` tells whether `welcome` had arrived.
+ * @property {{id: string, recent: string[]}} activespeaker  who speaks now; recent speakers, most recent first
  * @property {{entry: ChatEntry}} chat
  * @property {{state: RoomState}} roomstate
  * @property {{moderator: boolean, handRaised: boolean, sharing: boolean}} self
@@ -142,6 +143,8 @@ export class KaigiSession extends EventTarget {
   sharing = false;
   /** Sent as `resume` by the next session after a dropped connection. @type {string | null} */
   resumeToken = null;
+  /** Recent speakers, the active one first. @type {string[]} */
+  speakers = [];
   /** Chat so far (the server's recent history, then what arrives). @type {ChatEntry[]} */
   chat = [];
   /** (Moderators) who waits to be admitted, by waiting-room id. @type {Map<string, Waiter>} */
@@ -383,6 +386,9 @@ export class KaigiSession extends EventTarget {
       case 'participant_left': return this.#onParticipantLeft(String(msg.id));
       case 'participant_updated': return this.#onParticipantUpdated(msg.participant);
       case 'error': return this.#onError(String(msg.code ?? ''), String(msg.message ?? ''));
+      case 'active_speaker':
+        this.speakers = Array.isArray(msg.recent) ? msg.recent.map(String) : [String(msg.id)];
+        return this.#emit('activespeaker', { id: String(msg.id), recent: this.speakers });
       case 'chat': return this.#onChat(msg);
       case 'room_state': return this.#onRoomState(msg);
       case 'muted_by_moderator': return this.#onMutedByModerator(msg);
@@ -418,6 +424,7 @@ export class KaigiSession extends EventTarget {
     this.participantId = String(msg.participant_id);
     this.joined = true;
     this.resumeToken = typeof msg.resume_token === 'string' ? msg.resume_token : null;
+    this.speakers = Array.isArray(msg.speakers) ? msg.speakers.map(String) : [];
     this.moderator = msg.moderator === true;
     this.roomState = toRoomState(msg.room_state);
     this.chat = [];

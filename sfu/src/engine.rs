@@ -89,6 +89,13 @@ pub enum NoticeKind {
     PublishAnswer(String),
     /// A subscribe offer to answer.
     SubscribeOffer(String),
+    /// The room's active speaker changed.
+    ActiveSpeaker {
+        /// Who speaks now.
+        speaker: ParticipantId,
+        /// Recent speakers, most recent first.
+        recent: Vec<ParticipantId>,
+    },
     /// A request failed.
     Error {
         /// Protocol error code.
@@ -116,6 +123,8 @@ pub struct Joined {
     pub others: Vec<ParticipantInfo>,
     /// Whether it moderates the room.
     pub moderator: bool,
+    /// The room's recent speakers, most recent (the active one) first.
+    pub speakers: Vec<ParticipantId>,
 }
 
 struct Member {
@@ -319,10 +328,16 @@ impl Engine {
             .push(id);
         self.notify_room(room, id, NoticeKind::ParticipantJoined(info));
         info!(participant = id, room, worker, "joined");
+        let speakers = self
+            .rooms
+            .get(room)
+            .map(|r| r.speakers.recent())
+            .unwrap_or_default();
         Ok(Joined {
             id,
             others,
             moderator,
+            speakers,
         })
     }
 
@@ -398,6 +413,7 @@ impl Engine {
             return;
         };
         r.participants.retain(|&p| p != id);
+        r.speakers.remove(id);
         // Tracks it subscribed to: fewer subscribers on its worker.
         let tracks: Vec<(TrackId, usize)> = m
             .subscribed
@@ -537,6 +553,11 @@ impl Engine {
                 .filter(|i| i.id != id)
                 .collect(),
             moderator: info.moderator,
+            speakers: self
+                .rooms
+                .get(&room)
+                .map(|r| r.speakers.recent())
+                .unwrap_or_default(),
         })
     }
 
@@ -747,6 +768,27 @@ impl Engine {
     /// Handles what a worker reports.
     pub fn handle_worker_event(&mut self, ev: WorkerEvent) {
         match ev {
+            WorkerEvent::AudioLevels { at, levels } => {
+                for (track, loudness) in levels {
+                    let Some(room) = self.members.get(&track.participant).map(|m| m.room.clone())
+                    else {
+                        continue;
+                    };
+                    let Some(r) = self.rooms.get_mut(&room) else {
+                        continue;
+                    };
+                    if let Some(c) = r.speakers.report(at, track.participant, loudness) {
+                        self.notify_room(
+                            &room,
+                            0,
+                            NoticeKind::ActiveSpeaker {
+                                speaker: c.speaker,
+                                recent: c.recent,
+                            },
+                        );
+                    }
+                }
+            }
             WorkerEvent::PublishAnswer { participant, sdp } => {
                 self.notify(participant, NoticeKind::PublishAnswer(sdp))
             }

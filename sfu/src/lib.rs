@@ -16,6 +16,7 @@ pub mod net;
 pub mod peer;
 pub mod room;
 pub mod runtime;
+pub mod speaker;
 pub mod stats;
 pub mod subscription;
 pub mod track;

@@ -58,6 +58,8 @@ pub struct Room {
     pub participants: Vec<ParticipantId>,
     /// Published tracks.
     pub tracks: HashMap<TrackId, RoomTrack>,
+    /// Who speaks.
+    pub speakers: crate::speaker::SpeakerDetector,
 }
 
 impl Room {

@@ -24,6 +24,10 @@ pub struct PublishedTrack {
     /// Not forwarded at all: a moderator muted its publisher, and only the
     /// publisher's own unmute releases it.
     pub held: bool,
+    /// The header extension id of audio levels in its packets (audio only).
+    pub audio_level_id: Option<u8>,
+    /// Loudness since the last report to the engine.
+    pub levels: crate::speaker::LevelMeter,
 }
 
 impl PublishedTrack {

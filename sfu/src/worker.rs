@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tracing::{debug, info, warn};
@@ -171,6 +171,14 @@ pub enum WorkerEvent {
         /// The publisher's own id for it (its msid track id).
         local_id: String,
     },
+    /// Mean loudness (127 − RFC 6464 level) of audio tracks published here
+    /// over the last interval; 0 for a track that sent no level.
+    AudioLevels {
+        /// When measured.
+        at: Instant,
+        /// Per track.
+        levels: Vec<(TrackId, f32)>,
+    },
     /// A participant's track ended.
     TrackUnpublished {
         /// Its id.
@@ -235,6 +243,8 @@ struct Hosted {
     subscriptions: FastSet<TrackId>,
     /// Held kinds ([audio, video]): tracks published later start held too.
     held: [bool; 2],
+    /// The audio-level header extension id its publish offer negotiated.
+    audio_level_id: Option<u8>,
 }
 
 type PeerKey = (ParticipantId, Role);
@@ -256,6 +266,8 @@ pub struct WorkerCore {
     by_addr: FastMap<(SocketAddr, Transport), PeerKey>,
     /// Tracks published by participants hosted here.
     published: FastMap<TrackId, PublishedTrack>,
+    /// When audio levels are reported next (while any track carries them).
+    next_levels: Option<Instant>,
     /// (publisher, stack track id) → track, for incoming packets.
     by_local_track: FastMap<(ParticipantId, String), TrackId>,
     /// Subscriptions hosted here, by track.
@@ -284,6 +296,7 @@ impl WorkerCore {
             by_ufrag: HashMap::new(),
             by_addr: FastMap::default(),
             published: FastMap::default(),
+            next_levels: None,
             by_local_track: FastMap::default(),
             subs: FastMap::default(),
             source_worker: FastMap::default(),
@@ -429,6 +442,7 @@ impl WorkerCore {
                         next_track: first_track,
                         subscriptions: FastSet::default(),
                         held: [false; 2],
+                        audio_level_id: None,
                     },
                 );
             }
@@ -491,6 +505,7 @@ impl WorkerCore {
         let Some(h) = self.hosted.get_mut(&participant) else {
             return;
         };
+        h.audio_level_id = crate::peer::sdp::extmap_id(&sdp, crate::peer::AUDIO_LEVEL_URI);
         let result = match h.publish.as_mut() {
             Some(peer) => peer.answer(now, sdp),
             None => {
@@ -739,6 +754,17 @@ impl WorkerCore {
                 let Some(&id) = self.by_local_track.get(&(participant, track)) else {
                     return;
                 };
+                // A moderator-held track does not speak.
+                if let Some(t) = self.published.get_mut(&id)
+                    && !t.held
+                    && let Some(ext) = t.audio_level_id
+                    && let Some(level) = packet
+                        .header
+                        .get_extension(ext)
+                        .and_then(|p| crate::speaker::level_of(&p))
+                {
+                    t.levels.add(level);
+                }
                 self.forward(now, id, packet);
             }
             PeerEvent::TrackOpened {
@@ -763,6 +789,7 @@ impl WorkerCore {
                 h.next_track += 1;
                 self.by_local_track.insert((participant, track.clone()), id);
                 let held = h.held[kind as usize];
+                let audio_level_id = h.audio_level_id.filter(|_| kind == MediaKind::Audio);
                 self.published.insert(
                     id,
                     PublishedTrack {
@@ -773,8 +800,13 @@ impl WorkerCore {
                         keyframes: Default::default(),
                         fanout: Vec::new(),
                         held,
+                        audio_level_id,
+                        levels: Default::default(),
                     },
                 );
+                if audio_level_id.is_some() {
+                    self.next_levels.get_or_insert(now + LEVELS_EVERY);
+                }
                 info!(participant, %id, kind = kind.as_str(), codec = %codec.mime_type, "track published");
                 self.event(WorkerEvent::TrackPublished {
                     track: id,
@@ -913,6 +945,10 @@ impl WorkerCore {
     /// The next instant `handle_timeout` must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        let peers = match (peers, self.next_levels) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let keyframes = self
             .published
             .values()
@@ -959,5 +995,29 @@ impl WorkerCore {
         for t in due_keyframes {
             self.send_pli(now, t);
         }
+        if self.next_levels.is_some_and(|t| t <= now) {
+            self.report_levels(now);
+        }
+    }
+
+    /// Every [`LEVELS_EVERY`], the loudness of each audio track published
+    /// here goes to the engine (active speaker).
+    fn report_levels(&mut self, now: Instant) {
+        // A track that sent nothing with a level is silent (muted, DTX).
+        let levels: Vec<(TrackId, f32)> = self
+            .published
+            .values_mut()
+            .filter(|t| t.audio_level_id.is_some())
+            .map(|t| (t.id, t.levels.take().unwrap_or(0.0)))
+            .collect();
+        let any = !levels.is_empty();
+        self.next_levels = any.then(|| now + LEVELS_EVERY);
+        tracing::trace!(worker = self.index, ?levels, "audio levels");
+        if !levels.is_empty() {
+            self.event(WorkerEvent::AudioLevels { at: now, levels });
+        }
     }
 }
+
+/// How often audio levels go to the engine.
+const LEVELS_EVERY: Duration = Duration::from_millis(300);

@@ -258,6 +258,8 @@ pub struct Welcome {
     pub resume_token: String,
     /// This session resumed an earlier one (same participant id).
     pub resumed: bool,
+    /// Recent speakers, the active one first.
+    pub speakers: Vec<String>,
 }
 
 /// Server → client.
@@ -290,6 +292,13 @@ pub enum ServerMsg {
     ParticipantUpdated {
         /// Who, now.
         participant: Participant,
+    },
+    /// The active speaker changed.
+    ActiveSpeaker {
+        /// Who speaks now.
+        id: String,
+        /// Recent speakers, most recent first (at most 9).
+        recent: Vec<String>,
     },
     /// A chat message.
     Chat(ChatEntry),

@@ -73,6 +73,10 @@ pub fn notice_to_msg(kind: NoticeKind) -> ServerMsg {
         },
         NoticeKind::PublishAnswer(sdp) => ServerMsg::PublishAnswer { sdp },
         NoticeKind::SubscribeOffer(sdp) => ServerMsg::SubscribeOffer { sdp },
+        NoticeKind::ActiveSpeaker { speaker, recent } => ServerMsg::ActiveSpeaker {
+            id: protocol::participant_id(speaker),
+            recent: recent.into_iter().map(protocol::participant_id).collect(),
+        },
         NoticeKind::Error { code, message } => ServerMsg::error(code, message),
     }
 }
@@ -821,6 +825,11 @@ fn resume_session(
             lobby,
             resume_token: token,
             resumed: true,
+            speakers: j
+                .speakers
+                .iter()
+                .map(|&p| protocol::participant_id(p))
+                .collect(),
         })));
     let old = state
         .sessions
@@ -888,6 +897,11 @@ fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<
                     lobby,
                     resume_token,
                     resumed: false,
+                    speakers: j
+                        .speakers
+                        .iter()
+                        .map(|&p| protocol::participant_id(p))
+                        .collect(),
                 })));
             state
                 .sessions

@@ -222,16 +222,43 @@ function summarize(snap) {
   };
 }
 
+/**
+ * A WAV file of speech-like sound at speaking level (a 220 Hz tone at about
+ * -12 dBFS, in syllables of 4 per second) for Chromium's fake microphone:
+ * its default beep is far below speech (-70 dBov and quieter), so it would
+ * never count as speaking.
+ */
+function speechWav(dir) {
+  const rate = 48_000;
+  const secs = 6;
+  const n = rate * secs;
+  const buf = Buffer.alloc(44 + n * 2);
+  buf.write('RIFF', 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write('WAVE', 8);
+  buf.write('fmt ', 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(rate, 24); buf.writeUInt32LE(rate * 2, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
+  buf.write('data', 36); buf.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) {
+    const t = i / rate;
+    const envelope = 0.35 + 0.65 * Math.abs(Math.sin(Math.PI * 4 * t));
+    const v = 0.25 * envelope * (Math.sin(2 * Math.PI * 220 * t) + 0.5 * Math.sin(2 * Math.PI * 440 * t));
+    buf.writeInt16LE(Math.round(v * 32767), 44 + i * 2);
+  }
+  const path = join(dir, 'speech.wav');
+  writeFileSync(path, buf);
+  return path;
+}
+
 // ---------------------------------------------------------------------------------------------
 // A participant: one persistent Chromium context with a fresh profile.
 
 const everyone = new Set();
 
 class Participant {
-  constructor(label, { locale = 'en-US', lang = 'en-US' } = {}) {
+  constructor(label, { locale = 'en-US', lang = 'en-US', args = [] } = {}) {
     this.label = label;
     this.locale = locale;
     this.lang = lang;
+    this.args = args;
     this.lines = [];
     this.id = null;
   }
@@ -247,7 +274,7 @@ class Participant {
     this.ctx = await chromium.launchPersistentContext(this.dir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: [...CHROMIUM_FLAGS, `--lang=${this.lang}`],
+      args: [...CHROMIUM_FLAGS, `--lang=${this.lang}`, ...this.args],
       ignoreHTTPSErrors: true,
       locale: this.locale,
       viewport: { width: 1280, height: 720 },
@@ -616,8 +643,10 @@ test('three participants see and hear each other; one leaves, two keep going', {
 test('chat is delivered as text, a moderator mute is enforced, a raised hand and a screen share are shown', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
   assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
   const room = roomName(`features-${MODE}`);
-  const mod = new Participant('mod', { locale: 'ja-JP', lang: 'ja-JP' });
-  const guest = new Participant('guest');
+  const wavDir = mkdtempSync(join(tmpdir(), 'kaigi-e2e-wav-'));
+  const voice = [`--use-file-for-fake-audio-capture=${speechWav(wavDir)}`];
+  const mod = new Participant('mod', { locale: 'ja-JP', lang: 'ja-JP', args: voice });
+  const guest = new Participant('guest', { args: voice });
   const ps = [mod, guest];
   const r = (results.tests.features = { ok: false, room });
   let phase = 'launch';
@@ -715,13 +744,43 @@ test('chat is delivered as text, a moderator mute is enforced, a raised hand and
     await guest.page.getByRole('button', { name: /Stop sharing/ }).click();
     await until('the share disappears for the moderator', async () => ({ ok: !(await pres()).shown }));
 
+    // --- active speaker: whoever's microphone is on is the active speaker for both ---------------
+    phase = 'active speaker';
+    const ids = { mod: await mod.page.evaluate(() => window.kaigi.participantId), guest: await guest.page.evaluate(() => window.kaigi.participantId) };
+    const speakerOn = (p) => p.page.evaluate(() => ({
+      id: document.body.dataset.activeSpeaker,
+      outlined: document.querySelector('.tile.is-speaking')?.dataset.participantId ?? null,
+    }));
+    // The moderator mutes: the guest (fake microphone on) speaks.
+    await mod.page.locator('#mic-btn').click();
+    const sp0 = Date.now();
+    for (const p of ps) {
+      await until(`${p.label}: the guest is the active speaker`, async () => {
+        const s = await speakerOn(p);
+        return { ok: s.id === ids.guest && s.outlined === ids.guest, s };
+      });
+    }
+    // The other way round.
+    await guest.page.locator('#mic-btn').click();
+    await mod.page.locator('#mic-btn').click();
+    const a1 = Date.now();
+    for (const p of ps) {
+      await until(`${p.label}: the moderator is the active speaker`, async () => {
+        const s = await speakerOn(p);
+        return { ok: s.id === ids.mod && s.outlined === ids.mod, s };
+      });
+    }
+    r.speakerSwitchMs = Date.now() - a1;
+    r.firstSpeakerMs = a1 - sp0;
+
     r.ok = true;
-    log(`features: chat delivered in ${r.chatDeliveredMs} ms; ${held} guest audio packets while muted; screen shown after ${r.screenShownMs} ms`);
+    log(`features: chat delivered in ${r.chatDeliveredMs} ms; ${held} guest audio packets while muted; screen shown after ${r.screenShownMs} ms; active speaker switched in ${r.speakerSwitchMs} ms`);
   } catch (err) {
     await dumpAll(`features-${phase.replace(/\W+/g, '-')}`, ps, err);
     throw err;
   } finally {
     for (const p of ps) await p.close();
+    rmSync(wavDir, { recursive: true, force: true });
   }
 });
 

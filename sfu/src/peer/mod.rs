@@ -10,7 +10,7 @@
 
 mod downlink;
 mod ice_lite;
-mod sdp;
+pub mod sdp;
 
 pub use downlink::{Downlink, SenderId};
 
@@ -49,7 +49,8 @@ pub use rtc::rtp::Packet as RtpPacket;
 use crate::MediaKind;
 
 /// RFC 6464 client-to-mixer audio level.
-const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// RFC 6464 audio levels, negotiated on publish for active-speaker detection.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// Why a peer operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -196,6 +196,18 @@ fn bad(msg: impl Into<String>) -> PeerError {
 }
 
 /// Parses a client's answer to one of our offers.
+/// The id an SDP gives the header extension `uri` (`a=extmap:<id>[/dir] <uri>`).
+pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|l| {
+        let rest = l.trim_end().strip_prefix("a=extmap:")?;
+        let (id, tail) = rest.split_once(' ')?;
+        let ext_uri = tail.split_whitespace().next()?;
+        (ext_uri == uri)
+            .then(|| id.split('/').next()?.parse().ok())
+            .flatten()
+    })
+}
+
 pub(crate) fn parse_answer(sdp: &str) -> Result<Answer, PeerError> {
     let desc = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
         .map_err(|e| bad(e.to_string()))?;
@@ -394,5 +406,17 @@ mod tests {
         );
         let bad_setup = answer("holdconn", 9);
         assert!(parse_answer(&bad_setup).is_err());
+    }
+
+    #[test]
+    fn finds_extmap_ids() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:14 urn:x\r\na=extmap:1/sendonly urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+        assert_eq!(
+            extmap_id(sdp, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            Some(1)
+        );
+        assert_eq!(extmap_id(sdp, "urn:x"), Some(14));
+        assert_eq!(extmap_id(sdp, "urn:y"), None);
+        assert_eq!(extmap_id("a=extmap:x urn:y", "urn:y"), None, "garbage id");
     }
 }
