@@ -91,24 +91,64 @@ export function avatarColor(id) {
 
 const GAP_PX = 8;
 
+/**
+ * Tiles per page: 9 on ordinary screens, 16 on large ones, 4 on phones;
+ * `?tiles=N` (1–49) in the page address overrides it.
+ * @param {number} width  of the window
+ * @param {string | null} override
+ * @returns {number}
+ */
+export function pageSizeFor(width, override) {
+  const n = Number(override);
+  if (Number.isInteger(n) && n >= 1 && n <= 49) return n;
+  if (width < 600) return 4;
+  if (width >= 1600) return 16;
+  return 9;
+}
+
 export class Grid {
   /** @type {Map<string, HTMLElement>} */
   #tiles = new Map();
   #grid;
   #stage;
   #onAutoplayBlocked;
+  #page = 0;
+  #pages = 1;
+  /** @type {string | null} */
+  #override;
+  /** @type {(visible: string[], page: number, pages: number) => void} */
+  #onView = () => {};
+  #lastView = '';
 
   /**
    * @param {HTMLElement} grid  the `#grid` element
    * @param {HTMLElement} stage  the element the grid must fit in
    * @param {() => void} onAutoplayBlocked  a remote video could only start muted
+   * @param {string | null} [pageSizeOverride]  `?tiles=` of the page address
    */
-  constructor(grid, stage, onAutoplayBlocked) {
+  constructor(grid, stage, onAutoplayBlocked, pageSizeOverride = null) {
     this.#grid = grid;
     this.#stage = stage;
     this.#onAutoplayBlocked = onAutoplayBlocked;
+    this.#override = pageSizeOverride;
     new ResizeObserver(() => this.layout()).observe(stage);
   }
+
+  /**
+   * Called with the keys of the tiles on the page shown whenever they change
+   * (and with the page number and count).
+   * @param {(visible: string[], page: number, pages: number) => void} fn
+   */
+  onView(fn) { this.#onView = fn; }
+
+  /** Shows page `page` (clamped). @param {number} page */
+  showPage(page) {
+    this.#page = page;
+    this.layout();
+  }
+
+  /** @returns {{page: number, pages: number}} */
+  get paging() { return { page: this.#page, pages: this.#pages }; }
 
   /** @returns {number} */
   get size() { return this.#tiles.size; }
@@ -159,6 +199,7 @@ export class Grid {
     const rank = new Map(first.map((k, i) => [k, i]));
     let next = first.length;
     for (const [k, tile] of this.#tiles) tile.style.order = String(rank.get(k) ?? next++);
+    this.layout();
   }
 
   /** @param {string} key */
@@ -190,9 +231,23 @@ export class Grid {
     }
   }
 
-  /** Recompute columns, rows and tile size for the current count and stage size. */
+  /** Recompute the page, columns, rows and tile size for the current count and stage size. */
   layout() {
-    const n = Math.max(1, this.#tiles.size);
+    // Tiles in their order (see setOrder), then paged.
+    const ordered = [...this.#tiles.entries()]
+      .sort((a, b) => (Number(a[1].style.order) || 0) - (Number(b[1].style.order) || 0));
+    const size = pageSizeFor(window.innerWidth, this.#override);
+    this.#pages = Math.max(1, Math.ceil(ordered.length / size));
+    this.#page = Math.min(Math.max(0, this.#page), this.#pages - 1);
+    const shown = ordered.slice(this.#page * size, (this.#page + 1) * size);
+    const shownKeys = new Set(shown.map(([k]) => k));
+    for (const [k, tile] of ordered) tile.hidden = !shownKeys.has(k);
+    const view = `${[...shownKeys].join(',')}|${this.#page}|${this.#pages}`;
+    if (view !== this.#lastView) {
+      this.#lastView = view;
+      this.#onView([...shownKeys], this.#page, this.#pages);
+    }
+    const n = Math.max(1, shown.length);
     const w = this.#stage.clientWidth;
     const h = this.#stage.clientHeight;
     const cols = w > 0 && h > w ? bestColumns(n, w, h, GAP_PX) : Math.min(columnsFor(n), n);
@@ -207,7 +262,7 @@ export class Grid {
       ));
       style.setProperty('--tile-w', `${Math.max(0, tileW)}px`);
     }
-    this.#grid.dataset.count = String(this.#tiles.size);
+    this.#grid.dataset.count = String(shown.length);
     this.#grid.dataset.cols = String(cols);
   }
 

@@ -81,6 +81,10 @@ const ui = {
   gridArea: $('grid-area'),
   reconnectBanner: $('reconnect-banner'),
   modShares: /** @type {HTMLInputElement} */ ($('mod-shares')),
+  pager: $('pager'),
+  pagePrev: /** @type {HTMLButtonElement} */ ($('page-prev')),
+  pageNext: /** @type {HTMLButtonElement} */ ($('page-next')),
+  pageInfo: $('page-info'),
   chatBtn: /** @type {HTMLButtonElement} */ ($('chat-btn')),
   chatBadge: $('chat-badge'),
   chatPanel: $('chat-panel'),
@@ -142,7 +146,7 @@ const RECONNECT_EVERY_MS = 1_500;
 /** A peer connection `disconnected` this long is given up and the session resumed afresh. */
 const STALL_MS = 6_000;
 
-const grid = new Grid(ui.grid, ui.gridArea, onAutoplayBlocked);
+const grid = new Grid(ui.grid, ui.gridArea, onAutoplayBlocked, new URLSearchParams(location.search).get('tiles'));
 const notices = new Notices(ui.notices);
 
 /** The hooks end-to-end tests read. */
@@ -190,6 +194,17 @@ ui.handBtn.addEventListener('click', () => {
   renderPeople();
 });
 ui.waitingLeave.addEventListener('click', leave);
+ui.pagePrev.addEventListener('click', () => grid.showPage(grid.paging.page - 1));
+ui.pageNext.addEventListener('click', () => grid.showPage(grid.paging.page + 1));
+grid.onView((visible, page, pages) => {
+  ui.pager.hidden = pages <= 1;
+  ui.pageInfo.textContent = t('grid.page', { page: page + 1, pages });
+  ui.pagePrev.disabled = page === 0;
+  ui.pageNext.disabled = page >= pages - 1;
+  sendView();
+});
+// A hidden tab shows no video at all.
+document.addEventListener('visibilitychange', () => sendView());
 // Phones have no screen to share: the button goes.
 ui.shareBtn.hidden = !navigator.mediaDevices?.getDisplayMedia;
 ui.shareBtn.addEventListener('click', () => { void toggleShare(); });
@@ -320,6 +335,7 @@ function connect(resume) {
   });
 
   on('welcome', ({ participants, resumed }) => {
+    sentView = ''; // a new session shows everyone until told otherwise
     if (app.reconnect) {
       clearTimeout(app.reconnect.timer);
       app.reconnect = null;
@@ -341,6 +357,7 @@ function connect(resume) {
     renderControls();
     renderPresentation();
     renderSpeakers();
+    sendView();
     setPeopleOpen(window.innerWidth >= 1200);
     if (document.activeElement === document.body || document.activeElement === ui.joinBtn) ui.micBtn.focus();
   });
@@ -744,6 +761,30 @@ function renderSpeakers() {
   grid.setSpeaker(active);
   grid.setOrder([session.participantId ?? '', ...session.speakers]);
   document.body.dataset.activeSpeaker = active ?? '';
+}
+
+/** What the server last heard of our view (to send only changes). */
+let sentView = '';
+/** Pending view message (changes within 150 ms are sent once). @type {ReturnType<typeof setTimeout> | undefined} */
+let viewTimer;
+
+/** Tells the server whose video is off our page (everyone's while the tab is hidden). */
+function sendView() {
+  clearTimeout(viewTimer);
+  viewTimer = setTimeout(() => {
+    const session = app.session;
+    if (!session?.joined) return;
+    const hidden = document.hidden
+      ? [...session.participants.keys()]
+      : [...document.querySelectorAll('#grid .tile[hidden]')]
+        .map((el) => /** @type {HTMLElement} */ (el).dataset.participantId ?? '')
+        .filter((id) => id && id !== session.participantId);
+    const key = hidden.sort().join(',');
+    if (key === sentView) return;
+    sentView = key;
+    session.setView(hidden);
+    document.body.dataset.hiddenVideo = key;
+  }, 150);
 }
 
 /** People whose raised hand was announced already. */

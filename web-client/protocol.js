@@ -79,6 +79,7 @@ const PING_INTERVAL_MS = 25_000;
  * @property {{code: number, reason: string, joined: boolean}} closed
  *   the socket closed without `leave()`/`close()` having been called;
  *   `joined` tells whether `welcome` had arrived.
+ * @property {{wanted: boolean}} videowanted  whether anyone shows our camera (we stop encoding it when nobody does)
  * @property {{id: string, recent: string[]}} activespeaker  who speaks now; recent speakers, most recent first
  * @property {{entry: ChatEntry}} chat
  * @property {{state: RoomState}} roomstate
@@ -284,6 +285,32 @@ export class KaigiSession extends EventTarget {
     return true;
   }
 
+  /**
+   * Tell the server whose video we do not show (off our grid page, or the
+   * tab hidden): their camera video is not sent to us. Empty: everyone's.
+   * @param {string[]} hidden
+   */
+  setView(hidden) {
+    if (this.joined) this.#send({ type: 'view', hidden });
+  }
+
+  /**
+   * Encode our camera or not (nobody shows it: the server says so).
+   * @param {boolean} active
+   */
+  async #setCameraActive(active) {
+    const pc = this.publishPc;
+    if (!pc) return;
+    for (const tr of pc.getTransceivers()) {
+      const sender = tr.sender;
+      if (tr === this.#screenTx || sender.track?.kind !== 'video') continue;
+      const params = sender.getParameters();
+      if (!params.encodings?.length) continue;
+      for (const e of params.encodings) e.active = active;
+      await sender.setParameters(params).catch((err) => console.warn('kaigi: setParameters', err));
+    }
+  }
+
   /** Stop sharing (the transceiver stays, for the next share). */
   async stopShare() {
     const track = this.screenTrack;
@@ -386,6 +413,11 @@ export class KaigiSession extends EventTarget {
       case 'participant_left': return this.#onParticipantLeft(String(msg.id));
       case 'participant_updated': return this.#onParticipantUpdated(msg.participant);
       case 'error': return this.#onError(String(msg.code ?? ''), String(msg.message ?? ''));
+      case 'video_wanted': {
+        const wanted = msg.wanted !== false;
+        this.#setCameraActive(wanted);
+        return this.#emit('videowanted', { wanted });
+      }
       case 'active_speaker':
         this.speakers = Array.isArray(msg.recent) ? msg.recent.map(String) : [String(msg.id)];
         return this.#emit('activespeaker', { id: String(msg.id), recent: this.speakers });

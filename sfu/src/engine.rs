@@ -89,6 +89,9 @@ pub enum NoticeKind {
     PublishAnswer(String),
     /// A subscribe offer to answer.
     SubscribeOffer(String),
+    /// Whether anyone shows the participant's camera: when nobody does, it
+    /// may stop encoding it.
+    VideoWanted(bool),
     /// The room's active speaker changed.
     ActiveSpeaker {
         /// Who speaks now.
@@ -145,6 +148,10 @@ struct Member {
     /// Connections so far (0 for the first): track indices start at
     /// `epoch * TRACKS_PER_EPOCH`.
     epoch: u32,
+    /// Whose video it does not show now (off its page, or its tab hidden).
+    hidden: HashSet<ParticipantId>,
+    /// Its subscriptions paused because it does not show them.
+    paused: HashSet<TrackId>,
 }
 
 /// Track indices a participant may use per connection.
@@ -309,6 +316,8 @@ impl Engine {
                 held: [false; 2],
                 screen_tracks: HashSet::new(),
                 epoch: 0,
+                hidden: HashSet::new(),
+                paused: HashSet::new(),
             },
         );
         self.commands.push_back((
@@ -378,6 +387,10 @@ impl Engine {
             return;
         }
         let worker = m.worker;
+        let paused = t.pausable() && m.hidden.contains(&track.participant);
+        if paused {
+            m.paused.insert(track);
+        }
         let r = self.rooms.get_mut(room).expect("checked above");
         let first_here = r.add_subscriber(track, worker);
         self.commands.push_back((
@@ -389,11 +402,95 @@ impl Engine {
                 kind: t.kind,
                 codec: t.codec,
                 screen: t.screen,
+                paused,
             },
         ));
         if first_here {
             self.commands
                 .push_back((t.source_worker, Command::AddFanout { track, worker }));
+        }
+        self.update_wanted(room, track);
+    }
+
+    /// Whose video participant `id` does not show now (off its page, its tab
+    /// hidden; empty, the default: it shows everyone). Their camera video is
+    /// paused for it, and resumed (with a fresh keyframe) when they come
+    /// into view; screen shares and audio always flow. Publishers nobody
+    /// shows are told (`VideoWanted`).
+    pub fn set_hidden(&mut self, id: ParticipantId, hidden: HashSet<ParticipantId>) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        m.hidden = hidden;
+        let room = m.room.clone();
+        let worker = m.worker;
+        let Some(r) = self.rooms.get(&room) else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for &track in &m.subscribed {
+            let Some(t) = r.tracks.get(&track) else {
+                continue;
+            };
+            let paused = t.pausable() && m.hidden.contains(&track.participant);
+            let was = m.paused.contains(&track);
+            if paused != was {
+                changed.push((track, paused));
+            }
+        }
+        for &(track, paused) in &changed {
+            if paused {
+                m.paused.insert(track);
+            } else {
+                m.paused.remove(&track);
+            }
+            self.commands.push_back((
+                worker,
+                Command::SetPaused {
+                    subscriber: id,
+                    track,
+                    paused,
+                },
+            ));
+        }
+        for (track, _) in changed {
+            self.update_wanted(&room, track);
+        }
+    }
+
+    /// Works out whether anyone shows camera `track`, and tells its
+    /// publisher when that changes.
+    fn update_wanted(&mut self, room: &str, track: TrackId) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let Some(t) = r.tracks.get(&track) else {
+            return;
+        };
+        if !t.pausable() {
+            return;
+        }
+        let wanted = r.participants.iter().any(|p| {
+            *p != track.participant
+                && self
+                    .members
+                    .get(p)
+                    .is_some_and(|m| m.subscribed.contains(&track) && !m.paused.contains(&track))
+        });
+        let before = t.wanted;
+        if before == Some(wanted) {
+            return;
+        }
+        if let Some(t) = self
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.tracks.get_mut(&track))
+        {
+            t.wanted = Some(wanted);
+        }
+        // Publishers start sending: only a change from that is news.
+        if before.unwrap_or(true) != wanted {
+            self.notify(track.participant, NoticeKind::VideoWanted(wanted));
         }
     }
 
@@ -433,6 +530,9 @@ impl Engine {
         }
         let room = m.room.clone();
         self.unpublish_all(&room, id);
+        for &track in &m.subscribed {
+            self.update_wanted(&room, track);
+        }
         if self
             .rooms
             .get(&room)
@@ -493,6 +593,7 @@ impl Engine {
             [publish_ice.0.clone(), subscribe_ice.0.clone()],
         );
         let subscribed = std::mem::take(&mut m.subscribed);
+        m.paused.clear();
         m.ready = false;
         m.screen_tracks.clear();
         m.info.reconnecting = false;
@@ -542,6 +643,9 @@ impl Engine {
             }
         }
         self.unpublish_all(&room, id);
+        for &track in &subscribed {
+            self.update_wanted(&room, track);
+        }
         // Not to itself: its welcome goes first.
         self.notify_room(&room, id, NoticeKind::ParticipantUpdated(info.clone()));
         info!(participant = id, room, "reconnected");
@@ -822,6 +926,7 @@ impl Engine {
                         source_worker,
                         subscribers: HashMap::new(),
                         screen,
+                        wanted: None,
                     },
                 );
                 let others: Vec<ParticipantId> = r

@@ -49,6 +49,16 @@ pub struct RoomTrack {
     pub subscribers: HashMap<usize, usize>,
     /// A screen share (its publisher declared it so).
     pub screen: bool,
+    /// (Camera video) whether anyone shows it; `None` before it was first
+    /// worked out (publishers start sending).
+    pub wanted: Option<bool>,
+}
+
+impl RoomTrack {
+    /// Camera video: paused for subscribers that do not show its publisher.
+    pub fn pausable(&self) -> bool {
+        self.kind == MediaKind::Video && !self.screen
+    }
 }
 
 /// One room.
@@ -128,6 +138,7 @@ mod tests {
                 source_worker: 0,
                 subscribers: HashMap::new(),
                 screen: false,
+                wanted: None,
             },
         );
         assert!(r.add_subscriber(t, 1));

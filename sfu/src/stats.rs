@@ -66,6 +66,8 @@ pub struct WorkerStats {
     pub rtp_forwarded: AtomicU64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: AtomicU64,
+    /// Video packets not forwarded to a subscriber that does not show them.
+    pub rtp_paused: AtomicU64,
     /// Receive → handed to the kernel, per incoming media packet.
     pub forward_delay: DelayHistogram,
     drops: [AtomicU64; 7],

@@ -24,4 +24,6 @@ pub struct Subscription {
     pub ssrc: u32,
     /// The payload type the subscriber negotiated; `None` until its answer is applied.
     pub payload_type: Option<u8>,
+    /// Not forwarded: the subscriber does not show this video (off its page).
+    pub paused: bool,
 }

@@ -84,6 +84,18 @@ pub enum Command {
         codec: Codec,
         /// A screen share: offered in the stream `p<id>-screen`.
         screen: bool,
+        /// Starts paused (the subscriber does not show it).
+        paused: bool,
+    },
+    /// Pause (or resume) forwarding `track` to `subscriber`: it does not
+    /// show that video now.
+    SetPaused {
+        /// The receiving participant.
+        subscriber: ParticipantId,
+        /// The track.
+        track: TrackId,
+        /// Paused.
+        paused: bool,
     },
     /// Stop forwarding `track` to `subscriber`.
     Unsubscribe {
@@ -470,8 +482,42 @@ impl WorkerCore {
                 kind,
                 codec,
                 screen,
-            } => self.subscribe(now, subscriber, track, source_worker, kind, codec, screen),
+                paused,
+            } => self.subscribe(
+                now,
+                subscriber,
+                track,
+                source_worker,
+                (kind, codec),
+                screen,
+                paused,
+            ),
             Command::Unsubscribe { subscriber, track } => self.unsubscribe(now, subscriber, track),
+            Command::SetPaused {
+                subscriber,
+                track,
+                paused,
+            } => {
+                let Some(s) = self
+                    .subs
+                    .get_mut(&track)
+                    .and_then(|l| l.iter_mut().find(|s| s.subscriber == subscriber))
+                else {
+                    return;
+                };
+                if s.paused == paused {
+                    return;
+                }
+                s.paused = paused;
+                let sender = s.sender;
+                if !paused {
+                    // Resume at once: continuous sequence numbers and a fresh keyframe.
+                    if let Some(h) = self.hosted.get_mut(&subscriber) {
+                        h.subscribe.resync(sender);
+                    }
+                    self.keyframe_request_remote(now, track);
+                }
+            }
             Command::AddFanout { track, worker } => {
                 if let Some(t) = self.published.get_mut(&track) {
                     t.add_worker(worker);
@@ -571,9 +617,9 @@ impl WorkerCore {
         subscriber: ParticipantId,
         track: TrackId,
         source_worker: usize,
-        kind: MediaKind,
-        codec: Codec,
+        (kind, codec): (MediaKind, Codec),
         screen: bool,
+        paused: bool,
     ) {
         let ssrc = self.rng.next_u64() as u32;
         let Some(h) = self.hosted.get_mut(&subscriber) else {
@@ -611,6 +657,7 @@ impl WorkerCore {
             sender,
             ssrc,
             payload_type: None,
+            paused,
         });
         self.renegotiate(now, subscriber);
     }
@@ -882,6 +929,10 @@ impl WorkerCore {
             let Some(h) = self.hosted.get_mut(&s.subscriber) else {
                 continue;
             };
+            if s.paused {
+                WorkerStats::add(&self.stats.rtp_paused, 1);
+                continue;
+            }
             if s.payload_type.is_none() || !h.subscribe.is_connected() {
                 self.stats.dropped(DropReason::SubscriberNotReady);
                 continue;

@@ -26,6 +26,7 @@ pub struct Metrics {
     bytes: IntCounterVec,
     forwarded: IntCounter,
     keyframe_requests: IntCounter,
+    paused: IntCounter,
     dropped: IntCounterVec,
     /// WebSocket connections open.
     pub ws_connections: IntGauge,
@@ -111,6 +112,11 @@ impl Metrics {
                 "kaigi_keyframe_requests_total",
                 "Keyframe requests sent to publishers",
             ),
+            paused: counter(
+                &r,
+                "kaigi_rtp_paused_total",
+                "Video packets not forwarded to subscribers that do not show that participant",
+            ),
             dropped: counter_vec(
                 &r,
                 "kaigi_packets_dropped_total",
@@ -175,6 +181,7 @@ impl Metrics {
             &self.keyframe_requests,
             sum(|s| WorkerStats::get(&s.keyframe_requests)),
         );
+        sync(&self.paused, sum(|s| WorkerStats::get(&s.rtp_paused)));
         for reason in DropReason::ALL {
             let n: u64 = all.iter().map(|s| s.drops(reason)).sum();
             sync(&self.dropped.with_label_values(&[reason.as_str()]), n);

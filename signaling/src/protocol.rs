@@ -101,6 +101,12 @@ pub enum ClientMsg {
         /// Sharing.
         on: bool,
     },
+    /// Whose video the client does not show now (off its grid page, or its
+    /// tab hidden): their camera video is not sent to it.
+    View {
+        /// Participant ids; at most [`MAX_VIEW`]. Empty: it shows everyone.
+        hidden: Vec<String>,
+    },
     /// Raise or lower one's hand.
     Hand {
         /// Raised.
@@ -197,6 +203,9 @@ pub enum TrackSource {
     Screen,
 }
 
+/// At most this many ids in a `view`.
+pub const MAX_VIEW: usize = 256;
+
 /// At most this many `sources` entries in one offer, each id at most 64 bytes.
 pub const MAX_SOURCES: usize = 8;
 
@@ -292,6 +301,12 @@ pub enum ServerMsg {
     ParticipantUpdated {
         /// Who, now.
         participant: Participant,
+    },
+    /// Whether anyone shows the client's camera now: when nobody does it may
+    /// stop encoding it (and starts again when told `true`).
+    VideoWanted {
+        /// Wanted.
+        wanted: bool,
     },
     /// The active speaker changed.
     ActiveSpeaker {

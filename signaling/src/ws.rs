@@ -73,6 +73,7 @@ pub fn notice_to_msg(kind: NoticeKind) -> ServerMsg {
         },
         NoticeKind::PublishAnswer(sdp) => ServerMsg::PublishAnswer { sdp },
         NoticeKind::SubscribeOffer(sdp) => ServerMsg::SubscribeOffer { sdp },
+        NoticeKind::VideoWanted(wanted) => ServerMsg::VideoWanted { wanted },
         NoticeKind::ActiveSpeaker { speaker, recent } => ServerMsg::ActiveSpeaker {
             id: protocol::participant_id(speaker),
             recent: recent.into_iter().map(protocol::participant_id).collect(),
@@ -515,6 +516,20 @@ fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<Server
                 r.add_chat(protocol::participant_id(id), name, text, now_ms())
             });
             broadcast(state, &j.room, &ServerMsg::Chat(entry));
+            None
+        }
+        ClientMsg::View { hidden } => {
+            if hidden.len() > protocol::MAX_VIEW {
+                return Some(ServerMsg::error(
+                    "bad_request",
+                    format!("view: at most {} participants", protocol::MAX_VIEW),
+                ));
+            }
+            let hidden = hidden
+                .iter()
+                .filter_map(|s| protocol::parse_id('p', s))
+                .collect();
+            state.sfu.control(|e| e.set_hidden(id, hidden));
             None
         }
         ClientMsg::Hand { raised } => {

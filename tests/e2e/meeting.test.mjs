@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
+import https from 'node:https';
 import { chromium } from 'playwright-core';
 
 const BASE = (process.env.KAIGI_URL || '').replace(/\/+$/, '');
@@ -852,6 +853,87 @@ test('a dropped connection comes back as the same participant; others see "recon
   } catch (err) {
     try { execFileSync('ip', ['link', 'set', 'lo', 'up']); } catch { /* best effort */ }
     await dumpAll(`reconnect-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    for (const p of ps) await p.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+
+test('video off the page is not forwarded, and comes back when paged to', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+  assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
+  const room = roomName(`paging-${MODE}`);
+  const ps = [new Participant('pg1'), new Participant('pg2'), new Participant('pg3')];
+  const r = (results.tests.paging = { ok: false, room });
+  let phase = 'launch';
+  const tileFrames = (p, id) => p.page.evaluate((pid) => {
+    const v = document.querySelector(`.tile[data-participant-id="${pid}"] video`);
+    return v ? v.getVideoPlaybackQuality().totalVideoFrames : -1;
+  }, id);
+  const pausedMetric = async () => {
+    const text = await new Promise((resolve, reject) => {
+      https.get(`${BASE}/metrics`, { rejectUnauthorized: false }, (res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve(body));
+      }).on('error', reject);
+    });
+    const line = text.split('\n').find((l) => l.startsWith('kaigi_rtp_paused_total'));
+    return Number(line?.split(' ')[1] ?? 0);
+  };
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+    // pg1 shows two tiles per page: itself and one other.
+    await ps[0].page.goto(`${BASE}/r/${room}?tiles=2`, { waitUntil: 'load', timeout: ms(30_000) });
+    await Promise.all(ps.slice(1).map((p) => p.open(room)));
+    for (const p of ps) {
+      phase = `join ${p.label}`;
+      await p.fillName(p.label);
+      await p.joinButton().click();
+      await p.waitState('joined');
+      p.id = await p.page.evaluate(() => window.kaigi.participantId);
+    }
+    const [a, b, c] = ps;
+    phase = 'one remote off the page';
+    const split = await until('pg1 shows one remote tile and hides the other', async () => {
+      const s = await a.page.evaluate(() => ({
+        shown: [...document.querySelectorAll('#grid .tile:not([hidden])')].map((t) => t.dataset.participantId),
+        hidden: [...document.querySelectorAll('#grid .tile[hidden]')].map((t) => t.dataset.participantId),
+        pager: !document.getElementById('pager').hidden,
+      }));
+      return { ok: s.shown.length === 2 && s.hidden.length === 1 && s.pager, s };
+    });
+    const offPage = split.s.hidden[0];
+    const onPage = split.s.shown.find((id) => id !== a.id);
+    assert.ok([b.id, c.id].includes(offPage) && [b.id, c.id].includes(onPage));
+    await until('pg1 decodes the on-page participant', async () => ({ ok: (await tileFrames(a, onPage)) > 20 }));
+    // The off-page participant's video does not reach pg1 (counted as paused at the SFU).
+    await sleep(1000);
+    const m0 = await pausedMetric();
+    const f0 = await tileFrames(a, offPage);
+    await sleep(2000);
+    const f1 = await tileFrames(a, offPage);
+    const m1 = await pausedMetric();
+    r.framesWhileOffPage = f1 - f0;
+    r.pausedPacketsIn2s = m1 - m0;
+    assert.ok(f1 - f0 <= 2, `off-page video still decoded: ${f1 - f0} frames in 2 s`);
+    assert.ok(m1 - m0 > 20, `the SFU counted paused packets: ${m1 - m0}`);
+    // The others still decode everyone (pausing is per subscriber).
+    await until('pg2 decodes both others', async () => ({
+      ok: (await tileFrames(b, a.id)) > 20 && (await tileFrames(b, c.id)) > 20,
+    }));
+
+    phase = 'paged to';
+    const t0 = Date.now();
+    await a.page.getByRole('button', { name: 'Next page' }).click();
+    const g0 = await tileFrames(a, offPage);
+    await until('the paged-to participant is decoded again', async () => ({ ok: (await tileFrames(a, offPage)) > g0 + 10 }));
+    r.resumeMs = Date.now() - t0;
+    r.ok = true;
+    log(`paging: off-page video ${r.framesWhileOffPage} frames / ${r.pausedPacketsIn2s} packets paused in 2 s; back ${r.resumeMs} ms after paging`);
+  } catch (err) {
+    await dumpAll(`paging-${phase.replace(/\W+/g, '-')}`, ps, err);
     throw err;
   } finally {
     for (const p of ps) await p.close();

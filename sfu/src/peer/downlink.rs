@@ -108,6 +108,13 @@ struct OutStream {
     last_sent: Option<Instant>,
     /// Video only, allocated on the first packet.
     history: Option<Box<[Option<Sent>]>>,
+    /// Outgoing = incoming − offset: sequence numbers stay continuous when
+    /// the stream resumes after a pause (no gap for the receiver to NACK).
+    seq_offset: u16,
+    /// The last outgoing sequence number.
+    last_seq: Option<u16>,
+    /// The next packet re-bases `seq_offset`.
+    resync: bool,
 }
 
 struct Srtp {
@@ -269,6 +276,9 @@ impl Downlink {
             last_timestamp: 0,
             last_sent: None,
             history: None,
+            seq_offset: 0,
+            last_seq: None,
+            resync: false,
         });
         Ok(id)
     }
@@ -721,15 +731,36 @@ impl Downlink {
         let Some(idx) = self.streams.iter().position(|s| s.id == sender) else {
             return Err(PeerError::Rtc("no such sender".into()));
         };
-        self.send(
+        let s = &mut self.streams[idx];
+        let incoming = packet.header.sequence_number;
+        if s.resync {
+            s.resync = false;
+            if let Some(last) = s.last_seq {
+                s.seq_offset = incoming.wrapping_sub(last.wrapping_add(1));
+            }
+        }
+        let seq = incoming.wrapping_sub(s.seq_offset);
+        let sent = self.send(
             now,
             idx,
             packet.header.marker,
-            packet.header.sequence_number,
+            seq,
             packet.header.timestamp,
             &packet.payload,
             true,
-        )
+        )?;
+        if sent {
+            self.streams[idx].last_seq = Some(seq);
+        }
+        Ok(sent)
+    }
+
+    /// The stream of `sender` resumes after packets were skipped on purpose
+    /// (a pause): its next packet continues the sequence numbers.
+    pub fn resync(&mut self, sender: SenderId) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.id == sender) {
+            s.resync = true;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
