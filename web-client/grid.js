@@ -87,6 +87,9 @@ export function avatarColor(id) {
  * @property {boolean} showVideo  false: show the initials
  * @property {boolean} audioMuted
  * @property {string} micMutedText  accessible text of the muted-microphone mark
+ * @property {'good' | 'fair' | 'poor' | null} [quality]  connection quality, when known
+ * @property {string} [qualityText]  its accessible text
+ * @property {string | null} [stalledText]  video expected but stalled: this is said instead of a frozen picture
  */
 
 const GAP_PX = 8;
@@ -172,7 +175,13 @@ export class Grid {
       video.srcObject = state.stream;
       if (state.stream) this.#play(video);
     }
-    tile.dataset.video = state.showVideo ? 'on' : 'off';
+    tile.dataset.video = state.stalledText ? 'stalled' : state.showVideo ? 'on' : 'off';
+    const q = /** @type {HTMLElement} */ (tile.querySelector('.quality'));
+    q.hidden = !state.quality;
+    q.dataset.quality = state.quality ?? '';
+    q.title = state.qualityText ?? '';
+    /** @type {HTMLElement} */ (q.querySelector('.visually-hidden')).textContent = state.qualityText ?? '';
+    /** @type {HTMLElement} */ (tile.querySelector('.stalled')).textContent = state.stalledText ?? '';
     tile.setAttribute('aria-label', state.label);
     const avatar = /** @type {HTMLElement} */ (tile.querySelector('.avatar span'));
     avatar.textContent = initials(state.name);
@@ -306,9 +315,25 @@ export class Grid {
     mic.append(micIcon, micText);
     const name = document.createElement('span');
     name.className = 'name';
-    plate.append(mic, name);
+    const quality = document.createElement('span');
+    quality.className = 'quality';
+    quality.hidden = true;
+    for (let i = 1; i <= 3; i++) {
+      const bar = document.createElement('span');
+      bar.className = `bar bar-${i}`;
+      bar.setAttribute('aria-hidden', 'true');
+      quality.append(bar);
+    }
+    const qualityText = document.createElement('span');
+    qualityText.className = 'visually-hidden';
+    quality.append(qualityText);
+    plate.append(mic, name, quality);
 
-    tile.append(video, avatar, plate);
+    const stalled = document.createElement('div');
+    stalled.className = 'stalled';
+    stalled.setAttribute('role', 'status');
+
+    tile.append(video, avatar, stalled, plate);
     return tile;
   }
 

@@ -17,6 +17,7 @@ import { Grid } from './grid.js';
 import { Notices } from './notices.js';
 import { renderPeopleList, renderLobbyList } from './people.js';
 import { applyIcons, setIcon } from './icons.js';
+import { QualityMonitor } from './quality.js';
 
 /** @typedef {import('./i18n.js').StringKey} StringKey */
 /** @typedef {'prejoin' | 'joining' | 'waiting' | 'joined' | 'left' | 'error'} PageState */
@@ -145,6 +146,22 @@ const RECONNECT_FOR_MS = 28_000;
 const RECONNECT_EVERY_MS = 1_500;
 /** A peer connection `disconnected` this long is given up and the session resumed afresh. */
 const STALL_MS = 6_000;
+
+/** Connection quality per remote participant, and ours. */
+const quality = {
+  /** @type {Map<string, import('./quality.js').RemoteQuality>} */
+  remote: new Map(),
+  /** @type {import('./quality.js').Quality | null} */
+  own: null,
+};
+const monitor = new QualityMonitor(() => app.session, (remote, own) => {
+  const wasPoor = quality.own === 'poor';
+  quality.remote = remote;
+  quality.own = own;
+  if (own === 'poor' && !wasPoor && !notices.has('notice.ownPoor')) notices.show('notice.ownPoor');
+  renderLocalTile();
+  for (const id of remote.keys()) renderTile(id);
+});
 
 const grid = new Grid(ui.grid, ui.gridArea, onAutoplayBlocked, new URLSearchParams(location.search).get('tiles'));
 const notices = new Notices(ui.notices);
@@ -336,6 +353,7 @@ function connect(resume) {
 
   on('welcome', ({ participants, resumed }) => {
     sentView = ''; // a new session shows everyone until told otherwise
+    monitor.start();
     if (app.reconnect) {
       clearTimeout(app.reconnect.timer);
       app.reconnect = null;
@@ -495,6 +513,7 @@ function showError(view) {
   app.reconnect = null;
   ui.reconnectBanner.hidden = true;
   app.session?.close();
+  monitor.stop();
   app.session = null;
   app.error = view;
   sharers.clear();
@@ -533,6 +552,7 @@ function leave() {
 
 /** Stops everything local and shows the "left" screen (why: `app.ended`). */
 function endLocal() {
+  monitor.stop();
   app.session = null;
   sharers.clear();
   renderPresentation();
@@ -664,6 +684,8 @@ function renderLocalTile() {
     showVideo: hasVideo && !app.camMuted,
     audioMuted: app.micMuted || !app.stream || app.stream.getAudioTracks().length === 0,
     micMutedText: t('people.micMuted'),
+    quality: quality.own,
+    qualityText: quality.own ? t(`quality.${quality.own}`) : '',
   }, { local: true });
 }
 
@@ -682,6 +704,7 @@ function renderTile(id) {
   }
   const name = p?.name ?? '';
   const video = tracks.some((tr) => tr.kind === 'video' && !tr.muted);
+  const q = quality.remote.get(id);
   grid.upsert(id, {
     name,
     label: p?.reconnecting ? `${name} (${t('people.reconnecting')})` : name,
@@ -689,6 +712,9 @@ function renderTile(id) {
     showVideo: video && !p?.video_muted,
     audioMuted: !!p?.audio_muted,
     micMutedText: t('people.micMuted'),
+    quality: q?.quality ?? null,
+    qualityText: q ? t(`quality.${q.quality}`) : '',
+    stalledText: q?.videoStalled && video && !p?.video_muted ? t('quality.stalled') : null,
   });
 }
 

@@ -489,7 +489,11 @@ export class KaigiSession extends EventTarget {
     const pc = this.#newPc('publish');
     this.publishPc = pc;
     for (const track of tracks) {
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      // Audio wins over video when the uplink is short (RTCRtpEncodingParameters.priority).
+      const sendEncodings = track.kind === 'audio'
+        ? [/** @type {RTCRtpEncodingParameters} */ ({ priority: 'high', networkPriority: 'high' })]
+        : undefined;
+      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings });
     }
     await this.#offerPublish(pc);
   }

@@ -787,6 +787,9 @@ test('chat is delivered as text, a moderator mute is enforced, a raised hand and
 
 // ---------------------------------------------------------------------------------------------
 
+/** @param {'-I' | '-D'} op  insert or delete the rule that drops 25% of UDP */
+const LOSS_RULE = (op) => [op, 'INPUT', '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', '0.25', '-j', 'DROP'];
+
 test('a dropped connection comes back as the same participant; others see "reconnecting", not a leave', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
   assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
   const room = roomName(`reconnect-${MODE}`);
@@ -829,6 +832,19 @@ test('a dropped connection comes back as the same participant; others see "recon
     r.mediaBackAfterResumeMs = Date.now() - t0;
     assert.ok(!sawLeave(a), 'a never saw b leave');
 
+    // --- connection quality: good on a clean link, poor with 25% loss, good again ------------
+    // (25% of UDP dropped at random by the namespace's firewall: this kernel has no netem.)
+    phase = 'quality';
+    const qualityOf = (p, id) => p.page.evaluate((pid) => document.querySelector(`.tile[data-participant-id="${pid}"] .quality`)?.dataset.quality ?? null, id);
+    await until('a grades b good', async () => ({ ok: (await qualityOf(a, b.id)) === 'good' }));
+    execFileSync('iptables', ['-w', ...LOSS_RULE('-I')]);
+    try {
+      await until('a grades b poor under 25% loss', async () => ({ ok: (await qualityOf(a, b.id)) === 'poor' }), { timeout: ms(20_000) });
+    } finally {
+      execFileSync('iptables', ['-w', ...LOSS_RULE('-D')]);
+    }
+    await until('a grades b good again', async () => ({ ok: (await qualityOf(a, b.id)) === 'good' }), { timeout: ms(20_000) });
+
     // --- the whole network is cut for 5 s ------------------------------------------------------
     phase = 'link cut';
     t0 = Date.now();
@@ -852,6 +868,7 @@ test('a dropped connection comes back as the same participant; others see "recon
     log(`reconnect: resumed in ${r.resumeMs} ms (media back ${r.mediaBackAfterResumeMs} ms); media back ${r.mediaBackAfterOutageMs} ms after a 5 s outage; closed tab gone in ${r.goneAfterTabCloseMs} ms`);
   } catch (err) {
     try { execFileSync('ip', ['link', 'set', 'lo', 'up']); } catch { /* best effort */ }
+    try { execFileSync('iptables', ['-w', ...LOSS_RULE('-D')]); } catch { /* none left */ }
     await dumpAll(`reconnect-${phase.replace(/\W+/g, '-')}`, ps, err);
     throw err;
   } finally {
