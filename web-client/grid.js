@@ -122,6 +122,12 @@ export class Grid {
   /** @type {(visible: string[], page: number, pages: number) => void} */
   #onView = () => {};
   #lastView = '';
+  /** The speaker remote audio plays on (`setSinkId`); '' is the default. */
+  #sinkId = '';
+  /** Tiles are numbered as they come: the order of those nobody ranks. */
+  #seq = 0;
+  /** Keys ranked first by the last setOrder. @type {string[]} */
+  #first = [];
 
   /**
    * @param {HTMLElement} grid  the `#grid` element
@@ -143,6 +149,25 @@ export class Grid {
    * @param {(visible: string[], page: number, pages: number) => void} fn
    */
   onView(fn) { this.#onView = fn; }
+
+  /**
+   * Plays remote audio on output device `sinkId` (where the browser can).
+   * @param {string} sinkId
+   */
+  async setSinkId(sinkId) {
+    this.#sinkId = sinkId;
+    for (const tile of this.#tiles.values()) {
+      if (tile.dataset.local === 'true') continue;
+      await this.#applySink(/** @type {HTMLVideoElement} */ (tile.querySelector('video')));
+    }
+  }
+
+  /** @param {HTMLVideoElement} video */
+  async #applySink(video) {
+    const v = /** @type {HTMLVideoElement & {setSinkId?: (id: string) => Promise<void>, sinkId?: string}} */ (video);
+    if (typeof v.setSinkId !== 'function' || v.sinkId === this.#sinkId) return;
+    await v.setSinkId(this.#sinkId).catch((err) => console.warn('kaigi: setSinkId', err));
+  }
 
   /** Shows page `page` (clamped). @param {number} page */
   showPage(page) {
@@ -166,14 +191,17 @@ export class Grid {
     let tile = this.#tiles.get(key);
     if (!tile) {
       tile = this.#createTile(key, !!opts.local);
+      tile.dataset.seq = String(this.#seq++);
       this.#tiles.set(key, tile);
       this.#grid.append(tile);
+      this.#applyOrder();
       this.layout();
     }
     const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
     if (video.srcObject !== state.stream) {
       video.srcObject = state.stream;
       if (state.stream) this.#play(video);
+      if (!opts.local) void this.#applySink(video);
     }
     tile.dataset.video = state.stalledText ? 'stalled' : state.showVideo ? 'on' : 'off';
     const q = /** @type {HTMLElement} */ (tile.querySelector('.quality'));
@@ -205,10 +233,20 @@ export class Grid {
    * @param {string[]} first
    */
   setOrder(first) {
-    const rank = new Map(first.map((k, i) => [k, i]));
-    let next = first.length;
-    for (const [k, tile] of this.#tiles) tile.style.order = String(rank.get(k) ?? next++);
+    this.#first = first;
+    this.#applyOrder();
     this.layout();
+  }
+
+  /** Ranked keys first, then every other tile in the order it came. */
+  #applyOrder() {
+    const rank = new Map(this.#first.map((k, i) => [k, i]));
+    const rest = [...this.#tiles.entries()]
+      .filter(([k]) => !rank.has(k))
+      .sort((a, b) => Number(a[1].dataset.seq) - Number(b[1].dataset.seq));
+    let next = this.#first.length;
+    for (const [k, tile] of this.#tiles) if (rank.has(k)) tile.style.order = String(rank.get(k));
+    for (const [, tile] of rest) tile.style.order = String(next++);
   }
 
   /** @param {string} key */

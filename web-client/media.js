@@ -86,6 +86,34 @@ function problemFor(name) {
   }
 }
 
+/**
+ * Opens one device (a camera or a microphone by id) with the usual
+ * constraints; rejects if it cannot be opened.
+ * @param {'audio' | 'video'} kind
+ * @param {string} deviceId
+ * @returns {Promise<MediaStreamTrack>}
+ */
+export async function openDevice(kind, deviceId) {
+  const base = kind === 'audio' ? AUDIO_CONSTRAINTS : VIDEO_CONSTRAINTS;
+  const stream = await navigator.mediaDevices.getUserMedia({ [kind]: { ...base, deviceId: { exact: deviceId } } });
+  const track = kind === 'audio' ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+  if (!track) throw new Error(`no ${kind} track from ${deviceId}`);
+  return track;
+}
+
+/**
+ * The devices the browser lists (names only once the page has permission).
+ * @returns {Promise<{audioinput: MediaDeviceInfo[], videoinput: MediaDeviceInfo[], audiooutput: MediaDeviceInfo[]}>}
+ */
+export async function listDevices() {
+  const all = await navigator.mediaDevices?.enumerateDevices?.() ?? [];
+  return {
+    audioinput: all.filter((d) => d.kind === 'audioinput'),
+    videoinput: all.filter((d) => d.kind === 'videoinput'),
+    audiooutput: all.filter((d) => d.kind === 'audiooutput'),
+  };
+}
+
 /** Stop every track of a stream (turns the camera light off). @param {MediaStream | null | undefined} stream */
 export function stopStream(stream) {
   for (const track of stream?.getTracks() ?? []) track.stop();

@@ -12,7 +12,7 @@
 
 import { t, hasKey, initStrings, bindLanguageSelect } from './i18n.js';
 import { KaigiSession, signalingUrl, isValidRoomName } from './protocol.js';
-import { openLocalMedia, stopStream, LevelMeter } from './media.js';
+import { openLocalMedia, stopStream, LevelMeter, openDevice, listDevices } from './media.js';
 import { Grid } from './grid.js';
 import { Notices } from './notices.js';
 import { renderPeopleList, renderLobbyList } from './people.js';
@@ -31,6 +31,7 @@ import { QualityMonitor } from './quality.js';
  */
 
 const NAME_KEY = 'kaigi.name';
+const LAYOUT_KEY = 'kaigi.layout';
 
 /**
  * @template {HTMLElement} T
@@ -82,6 +83,13 @@ const ui = {
   gridArea: $('grid-area'),
   reconnectBanner: $('reconnect-banner'),
   modShares: /** @type {HTMLInputElement} */ ($('mod-shares')),
+  devicesBtn: /** @type {HTMLButtonElement} */ ($('devices-btn')),
+  devicesDialog: /** @type {HTMLDialogElement} */ ($('devices-dialog')),
+  devCamera: /** @type {HTMLSelectElement} */ ($('dev-camera')),
+  devMic: /** @type {HTMLSelectElement} */ ($('dev-mic')),
+  devSpeaker: /** @type {HTMLSelectElement} */ ($('dev-speaker')),
+  devLayout: /** @type {HTMLSelectElement} */ ($('dev-layout')),
+  devicesProblem: $('devices-problem'),
   pager: $('pager'),
   pagePrev: /** @type {HTMLButtonElement} */ ($('page-prev')),
   pageNext: /** @type {HTMLButtonElement} */ ($('page-next')),
@@ -134,6 +142,10 @@ const app = {
   unread: 0,
   /** Whether we moderated at the last update (to announce a hand-over once). */
   wasModerator: false,
+  /** Tiles side by side, or the active speaker large. @type {'grid' | 'speaker'} */
+  layout: /** @type {'grid' | 'speaker'} */ ((() => {
+    try { return localStorage.getItem('kaigi.layout') === 'speaker' ? 'speaker' : 'grid'; } catch { return 'grid'; }
+  })()),
   /** While the connection is being restored: the token to resume with and the last moment to try. @type {{token: string, until: number, timer?: ReturnType<typeof setTimeout>} | null} */
   reconnect: null,
   /** A peer connection went `disconnected`: reconnect if it is still so then. @type {ReturnType<typeof setTimeout> | undefined} */
@@ -211,6 +223,15 @@ ui.handBtn.addEventListener('click', () => {
   renderPeople();
 });
 ui.waitingLeave.addEventListener('click', leave);
+ui.devicesBtn.addEventListener('click', () => { void openDevices(); });
+ui.devCamera.addEventListener('change', () => { void switchDevice('video', ui.devCamera.value); });
+ui.devMic.addEventListener('change', () => { void switchDevice('audio', ui.devMic.value); });
+ui.devSpeaker.addEventListener('change', () => { void grid.setSinkId(ui.devSpeaker.value); });
+ui.devLayout.addEventListener('change', () => {
+  app.layout = ui.devLayout.value === 'speaker' ? 'speaker' : 'grid';
+  try { localStorage.setItem(LAYOUT_KEY, app.layout); } catch { /* storage disabled */ }
+  renderPresentation();
+});
 ui.pagePrev.addEventListener('click', () => grid.showPage(grid.paging.page - 1));
 ui.pageNext.addEventListener('click', () => grid.showPage(grid.paging.page + 1));
 grid.onView((visible, page, pages) => {
@@ -410,7 +431,7 @@ function connect(resume) {
     renderControls();
     renderPeople();
   });
-  on('activespeaker', () => renderSpeakers());
+  on('activespeaker', () => { renderSpeakers(); renderPresentation(); });
   on('chat', () => {
     if (ui.chatPanel.hidden) app.unread += 1;
     renderChat(false);
@@ -789,6 +810,58 @@ function renderSpeakers() {
   document.body.dataset.activeSpeaker = active ?? '';
 }
 
+/** Fills the device dialog from the browser's device list and opens it. */
+async function openDevices() {
+  const { audioinput, videoinput, audiooutput } = await listDevices();
+  /**
+   * @param {HTMLSelectElement} select
+   * @param {MediaDeviceInfo[]} devices
+   * @param {string} current
+   * @param {string} [fallback]  label of the default entry when there is no device id
+   */
+  const fill = (select, devices, current, fallback) => {
+    select.replaceChildren(...devices.map((d, i) => {
+      const o = document.createElement('option');
+      o.value = d.deviceId;
+      o.textContent = d.label || (fallback && d.deviceId === 'default' ? fallback : `${i + 1}`);
+      return o;
+    }));
+    select.value = current;
+    select.disabled = devices.length === 0;
+  };
+  /** @param {string} kind */
+  const track = (kind) => app.stream?.getTracks().find((t) => t.kind === kind);
+  fill(ui.devCamera, videoinput, track('video')?.getSettings().deviceId ?? '');
+  fill(ui.devMic, audioinput, track('audio')?.getSettings().deviceId ?? '');
+  const canSink = typeof (/** @type {any} */ (HTMLMediaElement.prototype)).setSinkId === 'function';
+  fill(ui.devSpeaker, canSink ? audiooutput : [], '', t('devices.speakerDefault'));
+  ui.devLayout.value = app.layout;
+  ui.devicesProblem.hidden = true;
+  ui.devicesDialog.showModal();
+}
+
+/**
+ * Switches camera or microphone during the call.
+ * @param {'audio' | 'video'} kind
+ * @param {string} deviceId
+ */
+async function switchDevice(kind, deviceId) {
+  try {
+    const track = await openDevice(kind, deviceId);
+    if (app.session) await app.session.replaceTrack(track);
+    else if (app.stream) {
+      const old = app.stream.getTracks().find((t) => t.kind === kind);
+      if (old) { app.stream.removeTrack(old); old.stop(); }
+      app.stream.addTrack(track);
+    }
+    renderLocalTile();
+    ui.devicesProblem.hidden = true;
+  } catch (err) {
+    ui.devicesProblem.hidden = false;
+    ui.devicesProblem.textContent = `${t('devices.failed')} ${err instanceof Error ? err.message : ''}`;
+  }
+}
+
 /** What the server last heard of our view (to send only changes). */
 let sentView = '';
 /** Pending view message (changes within 150 ms are sent once). @type {ReturnType<typeof setTimeout> | undefined} */
@@ -859,6 +932,16 @@ function renderPresentation() {
     if (!stream && session.screenTrack) {
       stream = new MediaStream([session.screenTrack]);
       label = t('share.mine');
+    }
+    // Speaker layout: the active speaker (not us) large, when nobody shares.
+    const speaker = session.speakers.find((id) => id !== session.participantId);
+    if (!stream && app.layout === 'speaker' && speaker) {
+      const p = session.participants.get(speaker);
+      const s = session.streams.get(speaker);
+      if (p && s && !p.video_muted) {
+        stream = s;
+        label = p.name;
+      }
     }
   }
   const shown = !!stream;

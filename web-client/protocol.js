@@ -159,6 +159,10 @@ export class KaigiSession extends EventTarget {
   #sources = {};
   /** Waiting for the server to grant or refuse a share. @type {((granted: boolean) => void) | null} */
   #shareAnswer = null;
+  /** A pending "stop encoding the camera". @type {ReturnType<typeof setTimeout> | undefined} */
+  #wantedTimer;
+  /** Camera parameter changes, one after the other. */
+  #cameraQueue = Promise.resolve();
   /** Messages are handled one after the other, SDP steps included. */
   #queue = Promise.resolve();
   /** Candidates gathered before their description was sent. @type {Record<PcName, RTCIceCandidate[] | null>} */
@@ -286,6 +290,27 @@ export class KaigiSession extends EventTarget {
   }
 
   /**
+   * Switch our camera or microphone during the call: the new track replaces
+   * the old one on the same sender (no renegotiation) and in the local
+   * stream; the old one is stopped. The mute state carries over.
+   * @param {MediaStreamTrack} track
+   */
+  async replaceTrack(track) {
+    const kind = /** @type {'audio' | 'video'} */ (track.kind);
+    track.enabled = !this.#muted[kind];
+    const stream = this.localStream;
+    const old = stream?.getTracks().find((t) => t.kind === kind) ?? null;
+    const tx = this.publishPc?.getTransceivers()
+      .find((t) => t !== this.#screenTx && (t.sender.track === old || t.receiver.track.kind === kind));
+    if (tx) await tx.sender.replaceTrack(track);
+    if (stream) {
+      if (old) stream.removeTrack(old);
+      stream.addTrack(track);
+    }
+    old?.stop();
+  }
+
+  /**
    * Tell the server whose video we do not show (off our grid page, or the
    * tab hidden): their camera video is not sent to us. Empty: everyone's.
    * @param {string[]} hidden
@@ -300,14 +325,25 @@ export class KaigiSession extends EventTarget {
    */
   async #setCameraActive(active) {
     const pc = this.publishPc;
-    if (!pc) return;
+    if (!pc || this.closed) return;
     for (const tr of pc.getTransceivers()) {
       const sender = tr.sender;
       if (tr === this.#screenTx || sender.track?.kind !== 'video') continue;
-      const params = sender.getParameters();
-      if (!params.encodings?.length) continue;
-      for (const e of params.encodings) e.active = active;
-      await sender.setParameters(params).catch((err) => console.warn('kaigi: setParameters', err));
+      // Read and write in one go (no await between): the parameters carry a
+      // transaction id that a later read invalidates.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const params = sender.getParameters();
+        if (!params.encodings?.length) break;
+        if (params.encodings.every((e) => e.active === active)) break;
+        for (const e of params.encodings) e.active = active;
+        try {
+          await sender.setParameters(params);
+          break;
+        } catch (err) {
+          console.warn('kaigi: setParameters', err);
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
     }
   }
 
@@ -394,6 +430,7 @@ export class KaigiSession extends EventTarget {
 
   #teardown() {
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#wantedTimer);
     this.screenTrack?.stop();
     this.screenTrack = null;
     this.#shareAnswer?.(false);
@@ -415,7 +452,14 @@ export class KaigiSession extends EventTarget {
       case 'error': return this.#onError(String(msg.code ?? ''), String(msg.message ?? ''));
       case 'video_wanted': {
         const wanted = msg.wanted !== false;
-        this.#setCameraActive(wanted);
+        // Stopping waits 2 s (paging, joins and leaves flap it); starting is at once.
+        clearTimeout(this.#wantedTimer);
+        if (wanted) this.#cameraQueue = this.#cameraQueue.then(() => this.#setCameraActive(true));
+        else {
+          this.#wantedTimer = setTimeout(() => {
+            this.#cameraQueue = this.#cameraQueue.then(() => this.#setCameraActive(false));
+          }, 2000);
+        }
         return this.#emit('videowanted', { wanted });
       }
       case 'active_speaker':
