@@ -169,6 +169,15 @@ export class Grid {
     await v.setSinkId(this.#sinkId).catch((err) => console.warn('kaigi: setSinkId', err));
   }
 
+  /**
+   * Tiles per page from now on (1–49; other values: the screen's default).
+   * @param {number} n
+   */
+  setPageSize(n) {
+    this.#override = String(n);
+    this.layout();
+  }
+
   /** Shows page `page` (clamped). @param {number} page */
   showPage(page) {
     this.#page = page;

@@ -4,7 +4,7 @@
  * the "you left" and error screens. It drives a {@link KaigiSession}
  * (protocol.js) and draws what it reports; every string comes from i18n.js.
  *
- * Test hooks: `window.kaigi = {publishPc, subscribePc, participantId, ws}`
+ * Test hooks: `window.kaigi = {publishPc, subscribePc, participantId, ws, setTilesPerPage(n)}`
  * (getters, always current) and `document.body.dataset.state`, one of
  * `prejoin`, `joining`, `waiting` (in the waiting room), `joined`, `left`, `error`.
  * @module meeting
@@ -185,6 +185,8 @@ Object.defineProperties(hooks, {
   subscribePc: { enumerable: true, get: () => app.session?.subscribePc ?? null },
   participantId: { enumerable: true, get: () => app.session?.participantId ?? null },
   ws: { enumerable: true, get: () => app.session?.ws ?? null },
+  // Benchmarks change the page size without reloading.
+  setTilesPerPage: { enumerable: true, value: (/** @type {number} */ n) => grid.setPageSize(n) },
 });
 /** @type {any} */ (window).kaigi = hooks;
 

@@ -671,16 +671,18 @@ impl Engine {
         self.update_info(id, |i| i.sharing = sharing);
     }
 
-    /// Records which of `id`'s own track ids (msid) are screen shares, so
-    /// that subscribers get them in the stream `p<id>-screen`. Call before
-    /// the offer that carries them.
+    /// Records which of `id`'s own track ids (msid) are screen shares (all
+    /// of them, with every offer), so that subscribers get them in the
+    /// stream `p<id>-screen`. Call before the offer that carries them.
     pub fn declare_screen_tracks(
         &mut self,
         id: ParticipantId,
         tracks: impl IntoIterator<Item = String>,
     ) {
         if let Some(m) = self.members.get_mut(&id) {
-            m.screen_tracks.extend(tracks);
+            // Each offer names all of them: the set is replaced, and cannot grow
+            // without bound whatever a client sends.
+            m.screen_tracks = tracks.into_iter().collect();
         }
     }
 
