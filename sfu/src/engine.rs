@@ -966,6 +966,19 @@ mod tests {
         }
     }
 
+    /// `participant`'s worker reports its first track, an Opus microphone.
+    fn publish_audio(e: &mut Engine, participant: ParticipantId) {
+        e.handle_worker_event(WorkerEvent::TrackPublished {
+            track: TrackId {
+                participant,
+                index: 0,
+            },
+            kind: MediaKind::Audio,
+            codec: opus(),
+            local_id: format!("{participant}-0"),
+        });
+    }
+
     fn drain(e: &mut Engine) -> Vec<(usize, Command)> {
         std::iter::from_fn(|| e.poll_command()).collect()
     }
@@ -977,15 +990,7 @@ mod tests {
         let b = e.join("r", "b").unwrap().id;
         e.ready(a);
         e.ready(b);
-        e.handle_worker_event(WorkerEvent::TrackPublished {
-            track: TrackId {
-                participant: a,
-                index: 0,
-            },
-            kind: MediaKind::Audio,
-            codec: opus(),
-            local_id: "a0".into(),
-        });
+        publish_audio(&mut e, a);
         e.set_reconnecting(a, true);
         assert!(e.participant(a).unwrap().reconnecting);
         e.hold(a, MediaKind::Audio);
@@ -1101,15 +1106,7 @@ mod tests {
         let mut e = Engine::new(EngineConfig::default(), 1);
         let a = e.join("r", "a").unwrap().id;
         e.ready(a);
-        e.handle_worker_event(WorkerEvent::TrackPublished {
-            track: TrackId {
-                participant: a,
-                index: 0,
-            },
-            kind: MediaKind::Audio,
-            codec: opus(),
-            local_id: "a0".into(),
-        });
+        publish_audio(&mut e, a);
         let b = e.join("r", "b").unwrap().id;
         let subscribes = |cmds: Vec<(usize, Command)>| {
             cmds.into_iter()
@@ -1167,12 +1164,7 @@ mod tests {
             participant: a,
             index: 0,
         };
-        e.handle_worker_event(WorkerEvent::TrackPublished {
-            track: t,
-            kind: MediaKind::Audio,
-            codec: opus(),
-            local_id: "a0".into(),
-        });
+        publish_audio(&mut e, a);
         e.ready(c);
         let cmds = drain(&mut e);
         let subs: Vec<_> = cmds

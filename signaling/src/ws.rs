@@ -816,36 +816,7 @@ fn resume_session(
         return Err(ServerMsg::error("not_found", "that session has ended"));
     };
     state.metrics.joins.with_label_values(&["resumed"]).inc();
-    let (room_state, chat, lobby) = state.meetings.with(&room, |r| {
-        (
-            r.state,
-            r.chat.iter().cloned().collect(),
-            if j.moderator {
-                r.waiting_list()
-            } else {
-                Vec::new()
-            },
-        )
-    });
-    let _ = session
-        .tx
-        .try_send(ServerMsg::Welcome(Box::new(protocol::Welcome {
-            v: protocol::VERSION,
-            room: room.clone(),
-            participant_id: protocol::participant_id(id),
-            participants: j.others.into_iter().map(participant).collect(),
-            moderator: j.moderator,
-            room_state,
-            chat,
-            lobby,
-            resume_token: token,
-            resumed: true,
-            speakers: j
-                .speakers
-                .iter()
-                .map(|&p| protocol::participant_id(p))
-                .collect(),
-        })));
+    let _ = session.tx.try_send(welcome(state, &room, j, token, true));
     let old = state
         .sessions
         .lock()
@@ -861,6 +832,44 @@ fn resume_session(
     Ok(Joined { id, role, room })
 }
 
+/// The `welcome` for a participant the engine just took in (or back).
+fn welcome(
+    state: &AppState,
+    room: &str,
+    j: sfu::engine::Joined,
+    resume_token: String,
+    resumed: bool,
+) -> ServerMsg {
+    let (room_state, chat, lobby) = state.meetings.with(room, |r| {
+        (
+            r.state,
+            r.chat.iter().cloned().collect(),
+            if j.moderator {
+                r.waiting_list()
+            } else {
+                Vec::new()
+            },
+        )
+    });
+    ServerMsg::Welcome(Box::new(protocol::Welcome {
+        v: protocol::VERSION,
+        room: room.to_owned(),
+        participant_id: protocol::participant_id(j.id),
+        speakers: j
+            .speakers
+            .iter()
+            .map(|&p| protocol::participant_id(p))
+            .collect(),
+        participants: j.others.into_iter().map(participant).collect(),
+        moderator: j.moderator,
+        room_state,
+        chat,
+        lobby,
+        resume_token,
+        resumed,
+    }))
+}
+
 /// Puts the participant in the room: engine join, welcome, subscriptions.
 fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<Joined, ServerMsg> {
     let refuse = |reason: &str, msg: ServerMsg| {
@@ -874,8 +883,6 @@ fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<
     {
         Ok(j) => {
             state.metrics.joins.with_label_values(&["ok"]).inc();
-            // The first one in, or a moderator token, moderates.
-            let moderator = j.moderator;
             let resume_token: String = rand::random::<[u8; 16]>()
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -885,51 +892,24 @@ fn enter(state: &AppState, session: &SessionHandle, req: JoinRequest) -> Result<
                 .lock()
                 .expect("resumes")
                 .insert(resume_token.clone(), (j.id, req.role));
-            let participants = j.others.into_iter().map(participant).collect();
-            let (room_state, chat, lobby) = state.meetings.with(room, |r| {
-                (
-                    r.state,
-                    r.chat.iter().cloned().collect(),
-                    if moderator {
-                        r.waiting_list()
-                    } else {
-                        Vec::new()
-                    },
-                )
-            });
+            let id = j.id;
             // The welcome goes first; only then may notices reach this client.
             // (The engine's notices take the sessions lock: never hold it around `control`.)
             let _ = session
                 .tx
-                .try_send(ServerMsg::Welcome(Box::new(protocol::Welcome {
-                    v: protocol::VERSION,
-                    room: room.to_owned(),
-                    participant_id: protocol::participant_id(j.id),
-                    participants,
-                    moderator,
-                    room_state,
-                    chat,
-                    lobby,
-                    resume_token,
-                    resumed: false,
-                    speakers: j
-                        .speakers
-                        .iter()
-                        .map(|&p| protocol::participant_id(p))
-                        .collect(),
-                })));
+                .try_send(welcome(state, room, j, resume_token, false));
             state
                 .sessions
                 .lock()
                 .expect("sessions")
-                .insert(j.id, session.clone());
+                .insert(id, session.clone());
             tracing::Span::current()
                 .record("room", room)
-                .record("participant", j.id);
+                .record("participant", id);
             // Only now may subscriptions start: their offers have somewhere to go.
-            state.sfu.control(|e| e.ready(j.id));
+            state.sfu.control(|e| e.ready(id));
             Ok(Joined {
-                id: j.id,
+                id,
                 role: req.role,
                 room: req.room,
             })
