@@ -229,7 +229,7 @@ function summarize(snap) {
  * its default beep is far below speech (-70 dBov and quieter), so it would
  * never count as speaking.
  */
-function speechWav(dir) {
+function speechWav(dir, gain = 0.25) {
   const rate = 48_000;
   const secs = 6;
   const n = rate * secs;
@@ -241,10 +241,10 @@ function speechWav(dir) {
   for (let i = 0; i < n; i++) {
     const t = i / rate;
     const envelope = 0.35 + 0.65 * Math.abs(Math.sin(Math.PI * 4 * t));
-    const v = 0.25 * envelope * (Math.sin(2 * Math.PI * 220 * t) + 0.5 * Math.sin(2 * Math.PI * 440 * t));
+    const v = gain * envelope * (Math.sin(2 * Math.PI * 220 * t) + 0.5 * Math.sin(2 * Math.PI * 440 * t));
     buf.writeInt16LE(Math.round(v * 32767), 44 + i * 2);
   }
-  const path = join(dir, 'speech.wav');
+  const path = join(dir, gain > 0 ? 'speech.wav' : 'silence.wav');
   writeFileSync(path, buf);
   return path;
 }
@@ -921,7 +921,10 @@ test('a dropped connection comes back as the same participant; others see "recon
 test('video off the page is not forwarded, and comes back when paged to', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
   assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
   const room = roomName(`paging-${MODE}`);
-  const ps = [new Participant('pg1'), new Participant('pg2'), new Participant('pg3')];
+  // Silent microphones: nobody becomes the active speaker and moves to the front of the page.
+  const wavDir = mkdtempSync(join(tmpdir(), 'kaigi-e2e-wav-'));
+  const quiet = { args: [`--use-file-for-fake-audio-capture=${speechWav(wavDir, 0)}`] };
+  const ps = [new Participant('pg1', quiet), new Participant('pg2', quiet), new Participant('pg3', quiet)];
   const r = (results.tests.paging = { ok: false, room });
   let phase = 'launch';
   const tileFrames = (p, id) => p.page.evaluate((pid) => {
@@ -998,6 +1001,7 @@ test('video off the page is not forwarded, and comes back when paged to', { time
     throw err;
   } finally {
     for (const p of ps) await p.close();
+    rmSync(wavDir, { recursive: true, force: true });
   }
 });
 
