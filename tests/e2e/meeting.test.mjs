@@ -323,6 +323,15 @@ class Participant {
     return this.page.evaluate(() => document.body && document.body.dataset.state);
   }
 
+  /** Types `name`, presses Join (a tap on a phone), waits to be in; sets `id`. */
+  async join(name = this.label) {
+    await this.fillName(name);
+    if (this.phone) await this.joinButton().tap();
+    else await this.joinButton().click();
+    await this.waitState('joined');
+    this.id = await this.page.evaluate(() => window.kaigi.participantId);
+  }
+
   async waitState(want, timeout = ms(30_000)) {
     return until(`${this.label}: body[data-state] = ${want}`, async () => {
       const state = await this.state();
@@ -661,9 +670,7 @@ test('chat is delivered as text, a moderator mute is enforced, a raised hand and
     await Promise.all(ps.map((p) => p.open(room)));
     for (const p of ps) {
       phase = `join ${p.label}`;
-      await p.fillName(p === mod ? '司会 太郎' : 'Guest');
-      await p.joinButton().click();
-      await p.waitState('joined');
+      await p.join(p === mod ? '司会 太郎' : 'Guest');
     }
 
     // --- chat: typed by the guest, shown to the moderator as plain text ------------------------
@@ -850,10 +857,7 @@ test('a dropped connection comes back as the same participant; others see "recon
     await Promise.all(ps.map((p) => p.open(room)));
     for (const p of ps) {
       phase = `join ${p.label}`;
-      await p.fillName(p.label);
-      await p.joinButton().click();
-      await p.waitState('joined');
-      p.id = await idOf(p);
+      await p.join();
     }
     phase = 'media before';
     await Promise.all(ps.map((p) => framesGrowing(p, 'decoding the other')));
@@ -949,10 +953,7 @@ test('video off the page is not forwarded, and comes back when paged to', { time
     await Promise.all(ps.slice(1).map((p) => p.open(room)));
     for (const p of ps) {
       phase = `join ${p.label}`;
-      await p.fillName(p.label);
-      await p.joinButton().click();
-      await p.waitState('joined');
-      p.id = await p.page.evaluate(() => window.kaigi.participantId);
+      await p.join();
     }
     const [a, b, c] = ps;
     phase = 'one remote off the page';
@@ -1020,10 +1021,7 @@ test('the meeting is usable on a phone screen', { timeout: ms(180_000), skip: MO
     await Promise.all(ps.map((p) => p.open(room)));
     for (const p of ps) {
       phase = `join ${p.label}`;
-      await p.fillName(p.label);
-      if (p.phone) await p.joinButton().tap();
-      else await p.joinButton().click();
-      await p.waitState('joined');
+      await p.join();
     }
     phase = 'phone decodes';
     await until('the phone decodes the desktop participant', async () => ({ ok: (await phone.framesDecoded()) > 20 }));
