@@ -511,28 +511,9 @@ impl Engine {
         };
         r.participants.retain(|&p| p != id);
         r.speakers.remove(id);
-        // Tracks it subscribed to: fewer subscribers on its worker.
-        let tracks: Vec<(TrackId, usize)> = m
-            .subscribed
-            .iter()
-            .filter_map(|t| r.tracks.get(t).map(|rt| (*t, rt.source_worker)))
-            .collect();
-        for (track, source) in tracks {
-            if r.remove_subscriber(track, m.worker) {
-                self.commands.push_back((
-                    source,
-                    Command::RemoveFanout {
-                        track,
-                        worker: m.worker,
-                    },
-                ));
-            }
-        }
         let room = m.room.clone();
+        self.release_subscriptions(&room, m.worker, &m.subscribed);
         self.unpublish_all(&room, id);
-        for &track in &m.subscribed {
-            self.update_wanted(&room, track);
-        }
         if self
             .rooms
             .get(&room)
@@ -630,22 +611,8 @@ impl Engine {
                 ));
             }
         }
-        if let Some(r) = self.rooms.get_mut(&room) {
-            let tracks: Vec<(TrackId, usize)> = subscribed
-                .iter()
-                .filter_map(|t| r.tracks.get(t).map(|rt| (*t, rt.source_worker)))
-                .collect();
-            for (track, source) in tracks {
-                if r.remove_subscriber(track, worker) {
-                    self.commands
-                        .push_back((source, Command::RemoveFanout { track, worker }));
-                }
-            }
-        }
+        self.release_subscriptions(&room, worker, &subscribed);
         self.unpublish_all(&room, id);
-        for &track in &subscribed {
-            self.update_wanted(&room, track);
-        }
         // Not to itself: its welcome goes first.
         self.notify_room(&room, id, NoticeKind::ParticipantUpdated(info.clone()));
         info!(participant = id, room, "reconnected");
@@ -710,6 +677,27 @@ impl Engine {
         if m.info != before {
             let (room, info) = (m.room.clone(), m.info.clone());
             self.notify_room(&room, 0, NoticeKind::ParticipantUpdated(info));
+        }
+    }
+
+    /// A subscriber on `worker` gave up `subscribed` (it left, or its
+    /// connection was replaced): fewer subscribers there, fan-outs dropped
+    /// where it was the last, publishers told if nobody shows them now.
+    fn release_subscriptions(&mut self, room: &str, worker: usize, subscribed: &HashSet<TrackId>) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            let tracks: Vec<(TrackId, usize)> = subscribed
+                .iter()
+                .filter_map(|t| r.tracks.get(t).map(|rt| (*t, rt.source_worker)))
+                .collect();
+            for (track, source) in tracks {
+                if r.remove_subscriber(track, worker) {
+                    self.commands
+                        .push_back((source, Command::RemoveFanout { track, worker }));
+                }
+            }
+        }
+        for &track in subscribed {
+            self.update_wanted(room, track);
         }
     }
 
