@@ -92,6 +92,9 @@ pub enum NoticeKind {
     /// Whether anyone shows the participant's camera: when nobody does, it
     /// may stop encoding it.
     VideoWanted(bool),
+    /// Encode simulcast layers 0 to this one of the camera only: nobody
+    /// receives the ones above.
+    VideoLayers(u8),
     /// The room's active speaker changed.
     ActiveSpeaker {
         /// Who speaks now.
@@ -152,6 +155,9 @@ struct Member {
     hidden: HashSet<ParticipantId>,
     /// Its subscriptions paused because it does not show them.
     paused: HashSet<TrackId>,
+    /// The size (device pixels) it shows each participant's camera
+    /// (`false`) or screen share (`true`) at.
+    sizes: HashMap<(ParticipantId, bool), (u32, u32)>,
 }
 
 /// Track indices a participant may use per connection.
@@ -317,6 +323,7 @@ impl Engine {
                 screen_tracks: HashSet::new(),
                 epoch: 0,
                 hidden: HashSet::new(),
+                sizes: HashMap::new(),
                 paused: HashSet::new(),
             },
         );
@@ -391,6 +398,9 @@ impl Engine {
         if paused {
             m.paused.insert(track);
         }
+        let size = (t.kind == MediaKind::Video)
+            .then(|| m.sizes.get(&(track.participant, t.screen)).copied())
+            .flatten();
         let r = self.rooms.get_mut(room).expect("checked above");
         let first_here = r.add_subscriber(track, worker);
         self.commands.push_back((
@@ -403,6 +413,7 @@ impl Engine {
                 codec: t.codec,
                 screen: t.screen,
                 paused,
+                size,
             },
         ));
         if first_here {
@@ -455,6 +466,70 @@ impl Engine {
         }
         for (track, _) in changed {
             self.update_wanted(&room, track);
+        }
+    }
+
+    /// The sizes (device pixels) participant `id` shows others' cameras
+    /// (`(who, false)`) and screen shares (`(who, true)`) at; the layers it
+    /// receives fit them. Videos without a size get the top layer.
+    pub fn set_sizes(
+        &mut self,
+        id: ParticipantId,
+        sizes: HashMap<(ParticipantId, bool), (u32, u32)>,
+    ) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        let Some(r) = self.rooms.get(&m.room) else {
+            return;
+        };
+        for &track in &m.subscribed {
+            let Some(t) = r.tracks.get(&track) else {
+                continue;
+            };
+            if t.kind != MediaKind::Video {
+                continue;
+            }
+            let key = (track.participant, t.screen);
+            let (before, after) = (m.sizes.get(&key), sizes.get(&key));
+            if before != after {
+                self.commands.push_back((
+                    m.worker,
+                    Command::SetSize {
+                        subscriber: id,
+                        track,
+                        size: after.copied(),
+                    },
+                ));
+            }
+        }
+        m.sizes = sizes;
+    }
+
+    /// A worker's subscribers of `track` want up to layer `max` now: tells
+    /// the publisher when the highest layer anyone wants changed.
+    fn layers_wanted(&mut self, worker: usize, track: TrackId, max: Option<u8>) {
+        let Some(room) = self.members.get(&track.participant).map(|m| m.room.clone()) else {
+            return;
+        };
+        let Some(t) = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|r| r.tracks.get_mut(&track))
+        else {
+            return;
+        };
+        match max {
+            Some(m) => t.layers_wanted.insert(worker, m),
+            None => t.layers_wanted.remove(&worker),
+        };
+        // Nobody at all: `VideoWanted` speaks for that.
+        let Some(top) = t.layers_wanted.values().copied().max() else {
+            return;
+        };
+        if t.layers_sent != Some(top) {
+            t.layers_sent = Some(top);
+            self.notify(track.participant, NoticeKind::VideoLayers(top));
         }
     }
 
@@ -917,6 +992,8 @@ impl Engine {
                         subscribers: HashMap::new(),
                         screen,
                         wanted: None,
+                        layers_wanted: HashMap::new(),
+                        layers_sent: None,
                     },
                 );
                 let others: Vec<ParticipantId> = r
@@ -934,6 +1011,9 @@ impl Engine {
                     let room = m.room.clone();
                     self.unpublish(&room, track);
                 }
+            }
+            WorkerEvent::LayersWanted { worker, track, max } => {
+                self.layers_wanted(worker, track, max)
             }
             WorkerEvent::Connected { .. } | WorkerEvent::Failed { .. } => {}
         }

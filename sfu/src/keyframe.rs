@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The throttle of one published track.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct KeyframeThrottle {
     last_sent: Option<Instant>,
     pending: bool,

@@ -10,8 +10,11 @@
 //! What this crate does not own: HTTP, WebSocket, authentication and the
 //! wire format of the signaling protocol (see the `kaigi` binary).
 
+pub mod bwe;
+pub mod codec;
 pub mod engine;
 pub mod keyframe;
+pub mod layers;
 pub mod net;
 pub mod peer;
 pub mod room;

@@ -52,6 +52,11 @@ pub struct RoomTrack {
     /// (Camera video) whether anyone shows it; `None` before it was first
     /// worked out (publishers start sending).
     pub wanted: Option<bool>,
+    /// (Simulcast video) the highest layer each worker's subscribers are to
+    /// receive.
+    pub layers_wanted: HashMap<usize, u8>,
+    /// The highest layer the publisher was last told to encode.
+    pub layers_sent: Option<u8>,
 }
 
 impl RoomTrack {
@@ -139,6 +144,8 @@ mod tests {
                 subscribers: HashMap::new(),
                 screen: false,
                 wanted: None,
+                layers_wanted: HashMap::new(),
+                layers_sent: None,
             },
         );
         assert!(r.add_subscriber(t, 1));

@@ -68,6 +68,10 @@ pub struct WorkerStats {
     pub keyframe_requests: AtomicU64,
     /// Video packets not forwarded to a subscriber that does not show them.
     pub rtp_paused: AtomicU64,
+    /// Simulcast layer switches (on a keyframe of the chosen layer).
+    pub layer_switches: AtomicU64,
+    /// Videos paused for a subscriber whose link cannot carry even their lowest layer.
+    pub video_paused_for_bandwidth: AtomicU64,
     /// Receive → handed to the kernel, per incoming media packet.
     pub forward_delay: DelayHistogram,
     drops: [AtomicU64; 7],

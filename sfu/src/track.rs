@@ -16,8 +16,11 @@ pub struct PublishedTrack {
     pub kind: MediaKind,
     /// Its codec.
     pub codec: Codec,
-    /// Keyframe requests from all subscribers, aggregated.
-    pub keyframes: KeyframeThrottle,
+    /// Keyframe requests from all subscribers, aggregated, per layer.
+    pub keyframes: Vec<KeyframeThrottle>,
+    /// The SSRC of each simulcast layer, low to high (one entry without
+    /// simulcast); `None` until that layer's first packet.
+    pub layers: Vec<Option<u32>>,
     /// Workers (by index) that host at least one subscriber; packets go
     /// once to each, not once per subscriber.
     pub fanout: Vec<usize>,
@@ -31,6 +34,18 @@ pub struct PublishedTrack {
 }
 
 impl PublishedTrack {
+    /// The layer a packet with this SSRC belongs to (0 without simulcast;
+    /// `None` for a stream the track does not know).
+    pub fn layer_of(&self, ssrc: u32) -> Option<u8> {
+        if self.layers.len() <= 1 {
+            return Some(0);
+        }
+        self.layers
+            .iter()
+            .position(|&s| s == Some(ssrc))
+            .map(|i| i as u8)
+    }
+
     /// Adds a worker to the fan-out (idempotent).
     pub fn add_worker(&mut self, worker: usize) {
         if !self.fanout.contains(&worker) {

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tracing::{debug, info, warn};
 
+use crate::codec::VideoCodec;
+use crate::layers::{self, ALLOCATE_EVERY, SourceLayers};
 use crate::net::demux::{PacketClass, classify, stun_local_ufrag};
 use crate::peer::{
     Codec, Connection, Downlink, Peer, PeerConfig, PeerEvent, RtpPacket, Transmit, Transport,
@@ -86,6 +88,18 @@ pub enum Command {
         screen: bool,
         /// Starts paused (the subscriber does not show it).
         paused: bool,
+        /// The size the subscriber shows it at (device pixels), if known.
+        size: Option<(u32, u32)>,
+    },
+    /// The size (device pixels) a subscriber shows a video at: the layer
+    /// chosen for it fits that size.
+    SetSize {
+        /// The receiving participant.
+        subscriber: ParticipantId,
+        /// The track.
+        track: TrackId,
+        /// Width and height; `None`: not known (the top layer fits).
+        size: Option<(u32, u32)>,
     },
     /// Pause (or resume) forwarding `track` to `subscriber`: it does not
     /// show that video now.
@@ -145,6 +159,8 @@ pub enum WorkerMsg {
     Media {
         /// Which track.
         track: TrackId,
+        /// Its simulcast layer (0 without simulcast).
+        layer: u8,
         /// The packet (payload shared by reference count).
         packet: Arc<RtpPacket>,
     },
@@ -152,6 +168,8 @@ pub enum WorkerMsg {
     KeyframeRequest {
         /// Which track.
         track: TrackId,
+        /// Of which layer (`None`: all).
+        layer: Option<u8>,
     },
 }
 
@@ -190,6 +208,17 @@ pub enum WorkerEvent {
         at: Instant,
         /// Per track.
         levels: Vec<(TrackId, f32)>,
+    },
+    /// The highest simulcast layer of a track that this worker's
+    /// subscribers are to receive changed (`None`: none of them); the
+    /// publisher need not encode layers above what any worker wants.
+    LayersWanted {
+        /// The reporting worker.
+        worker: usize,
+        /// The track.
+        track: TrackId,
+        /// The highest layer wanted here.
+        max: Option<u8>,
     },
     /// A participant's track ended.
     TrackUnpublished {
@@ -257,6 +286,8 @@ struct Hosted {
     held: [bool; 2],
     /// The audio-level header extension id its publish offer negotiated.
     audio_level_id: Option<u8>,
+    /// The simulcast stream ids of its camera, low to high (its publish offer).
+    simulcast_rids: Vec<String>,
 }
 
 type PeerKey = (ParticipantId, Role);
@@ -294,6 +325,12 @@ pub struct WorkerCore {
     out: VecDeque<Output>,
     /// Subscribers touched by the packet being forwarded (kept to reuse its allocation).
     scratch: Vec<ParticipantId>,
+    /// What this worker sees of the layers of each track it forwards.
+    sources: FastMap<TrackId, SourceLayers>,
+    /// The highest layer of each track wanted here, as last reported.
+    layers_wanted: FastMap<TrackId, Option<u8>>,
+    /// When the subscribers' layers are chosen next (while any subscribe).
+    next_allocation: Option<Instant>,
 }
 
 impl WorkerCore {
@@ -317,6 +354,9 @@ impl WorkerCore {
             scheduled: FastMap::default(),
             out: VecDeque::new(),
             scratch: Vec::new(),
+            sources: FastMap::default(),
+            layers_wanted: FastMap::default(),
+            next_allocation: None,
         }
     }
 
@@ -425,8 +465,12 @@ impl WorkerCore {
     pub fn handle_msg(&mut self, now: Instant, msg: WorkerMsg) {
         match msg {
             WorkerMsg::Command(cmd) => self.handle_command(now, cmd),
-            WorkerMsg::Media { track, packet } => self.deliver_local(now, track, &packet),
-            WorkerMsg::KeyframeRequest { track } => self.keyframe_request(now, track),
+            WorkerMsg::Media {
+                track,
+                layer,
+                packet,
+            } => self.deliver_local(now, track, layer, &packet),
+            WorkerMsg::KeyframeRequest { track, layer } => self.keyframe_request(now, track, layer),
         }
     }
 
@@ -455,6 +499,7 @@ impl WorkerCore {
                         subscriptions: FastSet::default(),
                         held: [false; 2],
                         audio_level_id: None,
+                        simulcast_rids: Vec::new(),
                     },
                 );
             }
@@ -483,6 +528,7 @@ impl WorkerCore {
                 codec,
                 screen,
                 paused,
+                size,
             } => self.subscribe(
                 now,
                 subscriber,
@@ -490,8 +536,21 @@ impl WorkerCore {
                 source_worker,
                 (kind, codec),
                 screen,
-                paused,
+                (paused, size),
             ),
+            Command::SetSize {
+                subscriber,
+                track,
+                size,
+            } => {
+                if let Some(s) = self
+                    .subs
+                    .get_mut(&track)
+                    .and_then(|l| l.iter_mut().find(|s| s.subscriber == subscriber))
+                {
+                    s.size = size;
+                }
+            }
             Command::Unsubscribe { subscriber, track } => self.unsubscribe(now, subscriber, track),
             Command::SetPaused {
                 subscriber,
@@ -515,7 +574,8 @@ impl WorkerCore {
                     if let Some(h) = self.hosted.get_mut(&subscriber) {
                         h.subscribe.resync(sender);
                     }
-                    self.keyframe_request_remote(now, track);
+                    let layer = self.target_layer(track, subscriber);
+                    self.keyframe_request_remote(now, track, layer);
                 }
             }
             Command::AddFanout { track, worker } => {
@@ -552,6 +612,7 @@ impl WorkerCore {
             return;
         };
         h.audio_level_id = crate::peer::sdp::extmap_id(&sdp, crate::peer::AUDIO_LEVEL_URI);
+        h.simulcast_rids = crate::peer::sdp::simulcast_rids(&sdp);
         let result = match h.publish.as_mut() {
             Some(peer) => peer.answer(now, sdp),
             None => {
@@ -602,7 +663,8 @@ impl WorkerCore {
                 s.payload_type = h.subscribe.sender_payload_type(s.sender, &s.codec);
             }
             // A new subscriber needs a keyframe to start decoding.
-            self.keyframe_request_remote(now, track);
+            let layer = self.target_layer(track, participant);
+            self.keyframe_request_remote(now, track, layer);
         }
         if again {
             self.renegotiate(now, participant);
@@ -619,7 +681,7 @@ impl WorkerCore {
         source_worker: usize,
         (kind, codec): (MediaKind, Codec),
         screen: bool,
-        paused: bool,
+        (paused, size): (bool, Option<(u32, u32)>),
     ) {
         let ssrc = self.rng.next_u64() as u32;
         let Some(h) = self.hosted.get_mut(&subscriber) else {
@@ -649,6 +711,9 @@ impl WorkerCore {
         h.subscriptions.insert(track);
         self.by_out_ssrc.insert(ssrc, track);
         self.source_worker.insert(track, source_worker);
+        self.sources
+            .entry(track)
+            .or_insert_with(|| SourceLayers::new(&codec.mime_type));
         self.subs.entry(track).or_default().push(Subscription {
             subscriber,
             track,
@@ -658,7 +723,14 @@ impl WorkerCore {
             ssrc,
             payload_type: None,
             paused,
+            screen,
+            // Layer 0 at first (simulcast or not); the allocator moves it up.
+            current: Some(0),
+            target: Some(0),
+            size,
+            starved: 0,
         });
+        self.next_allocation.get_or_insert(now + ALLOCATE_EVERY);
         self.renegotiate(now, subscriber);
     }
 
@@ -673,6 +745,7 @@ impl WorkerCore {
         if list.is_empty() {
             self.subs.remove(&track);
             self.source_worker.remove(&track);
+            self.sources.remove(&track);
         }
         self.by_out_ssrc.remove(&sub.ssrc);
         if let Some(h) = self.hosted.get_mut(&subscriber) {
@@ -726,6 +799,7 @@ impl WorkerCore {
                 if list.is_empty() {
                     self.subs.remove(track);
                     self.source_worker.remove(track);
+                    self.sources.remove(track);
                 }
             }
         }
@@ -801,6 +875,13 @@ impl WorkerCore {
                 let Some(&id) = self.by_local_track.get(&(participant, track)) else {
                     return;
                 };
+                let Some(layer) = self
+                    .published
+                    .get(&id)
+                    .and_then(|t| t.layer_of(packet.header.ssrc))
+                else {
+                    return;
+                };
                 // A moderator-held track does not speak.
                 if let Some(t) = self.published.get_mut(&id)
                     && !t.held
@@ -812,23 +893,50 @@ impl WorkerCore {
                 {
                     t.levels.add(level);
                 }
-                self.forward(now, id, packet);
+                self.forward(now, id, layer, packet);
             }
             PeerEvent::TrackOpened {
                 track,
                 kind,
                 codec,
-                ssrc: _,
+                ssrc,
+                rid,
             } => {
                 let Some(h) = self.hosted.get_mut(&participant) else {
                     return;
                 };
-                if self
-                    .by_local_track
-                    .contains_key(&(participant, track.clone()))
-                {
+                // Simulcast: each layer opens under the same track; its
+                // place is that of its rid in the offer (low to high).
+                let rids = &h.simulcast_rids;
+                let layer = rid
+                    .as_ref()
+                    .and_then(|r| rids.iter().position(|x| x == r))
+                    .filter(|&i| i < layers::MAX_LAYERS);
+                let layer_count = if rid.is_some() {
+                    rids.len().clamp(1, layers::MAX_LAYERS)
+                } else {
+                    1
+                };
+                if let Some(&id) = self.by_local_track.get(&(participant, track.clone())) {
+                    if let (Some(t), Some(i)) = (self.published.get_mut(&id), layer)
+                        && let Some(slot) = t.layers.get_mut(i)
+                    {
+                        *slot = Some(ssrc);
+                        debug!(participant, %id, layer = i, ssrc, "simulcast layer opened");
+                    }
                     return;
                 }
+                if rid.is_some() && layer.is_none() {
+                    // A rid the offer did not list: not a layer kaigi can place.
+                    warn!(
+                        participant,
+                        ?rid,
+                        "simulcast stream with an unknown rid ignored"
+                    );
+                    return;
+                }
+                let mut layer_ssrcs = vec![None; layer_count];
+                layer_ssrcs[layer.unwrap_or(0)] = Some(ssrc);
                 let id = TrackId {
                     participant,
                     index: h.next_track,
@@ -844,7 +952,8 @@ impl WorkerCore {
                         local_id: track.clone(),
                         kind,
                         codec: codec.clone(),
-                        keyframes: Default::default(),
+                        keyframes: vec![Default::default(); layer_count],
+                        layers: layer_ssrcs,
                         fanout: Vec::new(),
                         held,
                         audio_level_id,
@@ -870,7 +979,13 @@ impl WorkerCore {
             }
             PeerEvent::KeyframeRequested { ssrc } => {
                 if let Some(&track) = self.by_out_ssrc.get(&ssrc) {
-                    self.keyframe_request_remote(now, track);
+                    // The subscriber's decoder needs a keyframe of what it receives.
+                    let layer = self
+                        .subs
+                        .get(&track)
+                        .and_then(|l| l.iter().find(|s| s.ssrc == ssrc))
+                        .and_then(|s| s.current.or(s.target));
+                    self.keyframe_request_remote(now, track, layer);
                 }
             }
             PeerEvent::Connected => {
@@ -880,7 +995,8 @@ impl WorkerCore {
                 {
                     let tracks: Vec<TrackId> = h.subscriptions.iter().copied().collect();
                     for t in tracks {
-                        self.keyframe_request_remote(now, t);
+                        let layer = self.target_layer(t, participant);
+                        self.keyframe_request_remote(now, t, layer);
                     }
                 }
                 self.event(WorkerEvent::Connected { participant, role })
@@ -890,7 +1006,7 @@ impl WorkerCore {
     }
 
     /// A packet of a track published here: once to each worker with subscribers.
-    fn forward(&mut self, now: Instant, track: TrackId, packet: RtpPacket) {
+    fn forward(&mut self, now: Instant, track: TrackId, layer: u8, packet: RtpPacket) {
         let Some(t) = self.published.get(&track) else {
             return;
         };
@@ -907,31 +1023,53 @@ impl WorkerCore {
                     w,
                     WorkerMsg::Media {
                         track,
+                        layer,
                         packet: packet.clone(),
                     },
                 ));
             }
         }
         if local {
-            self.deliver_local(now, track, &packet);
+            self.deliver_local(now, track, layer, &packet);
         }
     }
 
     /// A packet to every subscriber of `track` hosted here.
-    fn deliver_local(&mut self, now: Instant, track: TrackId, packet: &RtpPacket) {
-        let Some(list) = self.subs.get(&track) else {
+    fn deliver_local(&mut self, now: Instant, track: TrackId, layer: u8, packet: &RtpPacket) {
+        let Some(list) = self.subs.get_mut(&track) else {
             return;
         };
+        // Whether the packet starts a keyframe is asked once, and only when
+        // someone waits to switch layers (or a source's size is unknown).
+        let mut keyframe: Option<bool> = None;
+        let codec = self.sources.get(&track).map(SourceLayers::codec);
+        let mut is_keyframe = || {
+            *keyframe.get_or_insert_with(|| {
+                codec.is_some_and(|c| crate::codec::is_keyframe_start(c, &packet.payload))
+            })
+        };
+        if let Some(src) = self.sources.get_mut(&track) {
+            let key = src.codec() != VideoCodec::Other && is_keyframe();
+            src.on_packet(now, layer, &packet.payload, key, packet.payload.len() + 12);
+        }
         // A reused list: no allocation per forwarded packet.
         let mut touched = std::mem::take(&mut self.scratch);
         touched.clear();
-        for s in list {
+        for s in list.iter_mut() {
             let Some(h) = self.hosted.get_mut(&s.subscriber) else {
                 continue;
             };
             if s.paused {
                 WorkerStats::add(&self.stats.rtp_paused, 1);
                 continue;
+            }
+            let (forward, switched) = s.admit(layer, &mut is_keyframe);
+            if !forward {
+                continue;
+            }
+            if switched {
+                h.subscribe.resync(s.sender);
+                WorkerStats::add(&self.stats.layer_switches, 1);
             }
             if s.payload_type.is_none() || !h.subscribe.is_connected() {
                 self.stats.dropped(DropReason::SubscriberNotReady);
@@ -956,54 +1094,216 @@ impl WorkerCore {
         self.scratch = touched;
     }
 
-    /// A subscriber hosted here needs a keyframe of `track`, wherever it is published.
-    fn keyframe_request_remote(&mut self, now: Instant, track: TrackId) {
+    /// The layer `subscriber` is to receive of `track`, for keyframe requests.
+    fn target_layer(&self, track: TrackId, subscriber: ParticipantId) -> Option<u8> {
+        self.subs
+            .get(&track)
+            .and_then(|l| l.iter().find(|s| s.subscriber == subscriber))
+            .and_then(|s| s.target.or(s.current))
+    }
+
+    /// A subscriber hosted here needs a keyframe of `track` (of `layer`, or
+    /// of all layers), wherever it is published.
+    fn keyframe_request_remote(&mut self, now: Instant, track: TrackId, layer: Option<u8>) {
         match self.source_worker.get(&track) {
-            Some(&w) if w != self.index => self
-                .out
-                .push_back(Output::ToWorker(w, WorkerMsg::KeyframeRequest { track })),
-            _ => self.keyframe_request(now, track),
+            Some(&w) if w != self.index => self.out.push_back(Output::ToWorker(
+                w,
+                WorkerMsg::KeyframeRequest { track, layer },
+            )),
+            _ => self.keyframe_request(now, track, layer),
         }
     }
 
-    /// A keyframe request for a track published here, throttled.
-    fn keyframe_request(&mut self, now: Instant, track: TrackId) {
+    /// A keyframe request for a track published here, throttled per layer.
+    fn keyframe_request(&mut self, now: Instant, track: TrackId, layer: Option<u8>) {
         let Some(t) = self.published.get_mut(&track) else {
             return;
         };
-        if t.kind == MediaKind::Video && t.keyframes.request(now) {
-            self.send_pli(now, track);
+        if t.kind != MediaKind::Video {
+            return;
+        }
+        let due: Vec<usize> = t
+            .keyframes
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| layer.is_none_or(|l| l as usize == *i))
+            .filter_map(|(i, k)| k.request(now).then_some(i))
+            .collect();
+        for i in due {
+            self.send_pli(now, track, i);
         }
     }
 
-    fn send_pli(&mut self, now: Instant, track: TrackId) {
+    fn send_pli(&mut self, now: Instant, track: TrackId, layer: usize) {
         let Some(t) = self.published.get(&track) else {
             return;
         };
         let local = t.local_id.clone();
+        // Without simulcast: the track's one stream, whatever its SSRC.
+        let ssrc = if t.layers.len() > 1 {
+            match t.layers.get(layer).copied().flatten() {
+                Some(s) => Some(s),
+                None => return,
+            }
+        } else {
+            None
+        };
         let key = (track.participant, Role::Publish);
         if let Some(peer) = self
             .hosted
             .get_mut(&track.participant)
             .and_then(|h| h.publish.as_mut())
-            && peer.request_keyframe(now, &local).is_ok()
+            && peer.request_keyframe(now, &local, ssrc).is_ok()
         {
             WorkerStats::add(&self.stats.keyframe_requests, 1);
         }
         self.after_peer(now, key);
     }
 
+    /// Chooses, for every subscriber hosted here, the layer of each video
+    /// it receives (bandwidth estimate and tile sizes), tells the downlink
+    /// what it would send if it could (probing), asks for keyframes of
+    /// newly chosen layers, and reports per track the highest layer wanted.
+    fn allocate_layers(&mut self, now: Instant) {
+        let participants: Vec<ParticipantId> = self
+            .hosted
+            .iter()
+            .filter(|(_, h)| !h.subscriptions.is_empty())
+            .map(|(&p, _)| p)
+            .collect();
+        let mut keyframes = Vec::new();
+        for p in participants {
+            let h = &self.hosted[&p];
+            let estimate = h.subscribe.estimate_bps();
+            let mut audio = 0u64;
+            let mut tracks = Vec::new();
+            let mut items = Vec::new();
+            for &track in &h.subscriptions {
+                let Some(s) = self
+                    .subs
+                    .get(&track)
+                    .and_then(|l| l.iter().find(|s| s.subscriber == p))
+                else {
+                    continue;
+                };
+                let Some(src) = self.sources.get(&track) else {
+                    continue;
+                };
+                if s.kind == MediaKind::Audio {
+                    audio += src.audio_bps(now);
+                    continue;
+                }
+                if s.paused {
+                    continue;
+                }
+                let mut item = src.item(now);
+                item.shown = s.size;
+                item.screen = s.screen;
+                item.current = s.current;
+                tracks.push(track);
+                items.push(item);
+            }
+            // Audio first: video gets what is left.
+            let budget = estimate.map(|e| e.saturating_sub(audio));
+            let (choices, wanted) = layers::allocate(budget, &items);
+            if let Some(h) = self.hosted.get_mut(&p) {
+                h.subscribe.set_wanted_bps(now, wanted + audio);
+            }
+            for ((track, choice), item) in tracks.into_iter().zip(choices).zip(&items) {
+                let Some(s) = self
+                    .subs
+                    .get_mut(&track)
+                    .and_then(|l| l.iter_mut().find(|s| s.subscriber == p))
+                else {
+                    continue;
+                };
+                // A chosen layer that does not arrive (the publisher stopped
+                // it, nobody wanted it) is switched to once it does.
+                // An estimate dips below the lowest layer for a moment after a
+                // drop (it undershoots before it settles): pausing needs it
+                // to stay there.
+                let layer = match choice.layer {
+                    None if s.starved < STARVED_ROUNDS => {
+                        s.starved += 1;
+                        Some(0)
+                    }
+                    None => None,
+                    Some(l) => {
+                        s.starved = 0;
+                        Some(l)
+                    }
+                };
+                if layer != s.target {
+                    debug!(subscriber = p, %track, from = ?s.target, to = ?layer, estimate, "layer target");
+                    if layer.is_none() {
+                        s.current = None;
+                        WorkerStats::add(&self.stats.video_paused_for_bandwidth, 1);
+                    }
+                    s.target = layer;
+                }
+                if let Some(t) = s.target
+                    && s.current != Some(t)
+                    && item.flowing[t as usize]
+                {
+                    keyframes.push((track, t));
+                }
+            }
+            self.after_peer(now, (p, Role::Subscribe));
+        }
+        for (track, layer) in keyframes {
+            self.keyframe_request_remote(now, track, Some(layer));
+        }
+        self.report_layers_wanted();
+        self.next_allocation = (!self.subs.is_empty()).then(|| now + ALLOCATE_EVERY);
+    }
+
+    /// Per video track forwarded here: the highest layer any subscriber
+    /// here is to receive, to the engine when it changed (dynacast).
+    fn report_layers_wanted(&mut self) {
+        let mut changes = Vec::new();
+        for (&track, list) in &self.subs {
+            if list.first().is_none_or(|s| s.kind != MediaKind::Video) {
+                continue;
+            }
+            let max = list
+                .iter()
+                .filter(|s| !s.paused)
+                .filter_map(|s| s.target)
+                .max();
+            if self.layers_wanted.get(&track) != Some(&max) {
+                changes.push((track, max));
+            }
+        }
+        let gone: Vec<TrackId> = self
+            .layers_wanted
+            .keys()
+            .filter(|t| !self.subs.contains_key(t))
+            .copied()
+            .collect();
+        for track in gone {
+            self.layers_wanted.remove(&track);
+            changes.push((track, None));
+        }
+        for (track, max) in changes {
+            if max.is_some() {
+                self.layers_wanted.insert(track, max);
+            }
+            let worker = self.index;
+            self.event(WorkerEvent::LayersWanted { worker, track, max });
+        }
+    }
+
     /// The next instant `handle_timeout` must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        let peers = match (peers, self.next_levels) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let peers = [peers, self.next_levels, self.next_allocation]
+            .into_iter()
+            .flatten()
+            .min();
         let keyframes = self
             .published
             .values()
-            .filter_map(|t| t.keyframes.poll_timeout())
+            .flat_map(|t| t.keyframes.iter().filter_map(|k| k.poll_timeout()))
             .min();
         match (peers, keyframes) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -1038,13 +1338,19 @@ impl WorkerCore {
             }
             self.after_peer(now, key);
         }
-        let due_keyframes: Vec<TrackId> = self
-            .published
-            .values_mut()
-            .filter_map(|t| t.keyframes.handle_timeout(now).then_some(t.id))
-            .collect();
-        for t in due_keyframes {
-            self.send_pli(now, t);
+        let mut due_keyframes = Vec::new();
+        for t in self.published.values_mut() {
+            for (i, k) in t.keyframes.iter_mut().enumerate() {
+                if k.handle_timeout(now) {
+                    due_keyframes.push((t.id, i));
+                }
+            }
+        }
+        for (t, layer) in due_keyframes {
+            self.send_pli(now, t, layer);
+        }
+        if self.next_allocation.is_some_and(|t| t <= now) {
+            self.allocate_layers(now);
         }
         if self.next_levels.is_some_and(|t| t <= now) {
             self.report_levels(now);
@@ -1069,6 +1375,10 @@ impl WorkerCore {
         }
     }
 }
+
+/// Allocation rounds in a row without room for a video's lowest layer
+/// before it is paused (2 s).
+const STARVED_ROUNDS: u8 = 4;
 
 /// How often audio levels go to the engine.
 const LEVELS_EVERY: Duration = Duration::from_millis(300);

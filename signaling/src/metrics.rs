@@ -27,6 +27,8 @@ pub struct Metrics {
     forwarded: IntCounter,
     keyframe_requests: IntCounter,
     paused: IntCounter,
+    layer_switches: IntCounter,
+    bandwidth_pauses: IntCounter,
     dropped: IntCounterVec,
     /// WebSocket connections open.
     pub ws_connections: IntGauge,
@@ -117,6 +119,16 @@ impl Metrics {
                 "kaigi_rtp_paused_total",
                 "Video packets not forwarded to subscribers that do not show that participant",
             ),
+            layer_switches: counter(
+                &r,
+                "kaigi_layer_switches_total",
+                "Simulcast layer switches of subscribers (on keyframes)",
+            ),
+            bandwidth_pauses: counter(
+                &r,
+                "kaigi_video_paused_for_bandwidth_total",
+                "Videos paused for a subscriber whose link cannot carry their lowest layer",
+            ),
             dropped: counter_vec(
                 &r,
                 "kaigi_packets_dropped_total",
@@ -182,6 +194,14 @@ impl Metrics {
             sum(|s| WorkerStats::get(&s.keyframe_requests)),
         );
         sync(&self.paused, sum(|s| WorkerStats::get(&s.rtp_paused)));
+        sync(
+            &self.layer_switches,
+            sum(|s| WorkerStats::get(&s.layer_switches)),
+        );
+        sync(
+            &self.bandwidth_pauses,
+            sum(|s| WorkerStats::get(&s.video_paused_for_bandwidth)),
+        );
         for reason in DropReason::ALL {
             let n: u64 = all.iter().map(|s| s.drops(reason)).sum();
             sync(&self.dropped.with_label_values(&[reason.as_str()]), n);

@@ -106,6 +106,11 @@ pub enum ClientMsg {
     View {
         /// Participant ids; at most [`MAX_VIEW`]. Empty: it shows everyone.
         hidden: Vec<String>,
+        /// The size (device pixels, `[width, height]`) it shows each camera
+        /// (`"p7"`) and screen share (`"p7-screen"`) at; at most [`MAX_VIEW`].
+        /// The layer it receives fits that size; without one, the top layer.
+        #[serde(default)]
+        sizes: std::collections::HashMap<String, [u32; 2]>,
     },
     /// Raise or lower one's hand.
     Hand {
@@ -308,6 +313,12 @@ pub enum ServerMsg {
         /// Wanted.
         wanted: bool,
     },
+    /// Encode only simulcast layers 0..=max of the camera (low to high):
+    /// nobody receives the ones above.
+    VideoLayers {
+        /// The highest layer wanted.
+        max: u8,
+    },
     /// The active speaker changed.
     ActiveSpeaker {
         /// Who speaks now.
@@ -450,12 +461,32 @@ mod tests {
                 ..
             }
         ));
+        let m: ClientMsg = serde_json::from_str(
+            r#"{"type":"view","hidden":["p2"],"sizes":{"p3":[640,352],"p3-screen":[1280,720]}}"#,
+        )
+        .unwrap();
+        let ClientMsg::View { hidden, sizes } = m else {
+            panic!("not a view: {m:?}");
+        };
+        assert_eq!(hidden, vec!["p2".to_owned()]);
+        assert_eq!(sizes["p3-screen"], [1280, 720]);
+        // Older clients send no sizes.
+        assert!(matches!(
+            serde_json::from_str::<ClientMsg>(r#"{"type":"view","hidden":[]}"#),
+            Ok(ClientMsg::View { sizes, .. }) if sizes.is_empty()
+        ));
+        assert_eq!(
+            serde_json::to_string(&ServerMsg::VideoLayers { max: 1 }).unwrap(),
+            r#"{"type":"video_layers","max":1}"#
+        );
         for bad in [
             "",
             "{}",
             r#"{"type":"nope"}"#,
             r#"{"type":"join"}"#,
             r#"{"type":"mute","kind":"smell","muted":true}"#,
+            r#"{"type":"view","hidden":[],"sizes":{"p3":[640]}}"#,
+            r#"{"type":"view","hidden":[],"sizes":{"p3":[-1,5]}}"#,
             "[1,2]",
         ] {
             assert!(serde_json::from_str::<ClientMsg>(bad).is_err(), "{bad}");

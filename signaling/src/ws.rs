@@ -74,6 +74,7 @@ pub fn notice_to_msg(kind: NoticeKind) -> ServerMsg {
         NoticeKind::PublishAnswer(sdp) => ServerMsg::PublishAnswer { sdp },
         NoticeKind::SubscribeOffer(sdp) => ServerMsg::SubscribeOffer { sdp },
         NoticeKind::VideoWanted(wanted) => ServerMsg::VideoWanted { wanted },
+        NoticeKind::VideoLayers(max) => ServerMsg::VideoLayers { max },
         NoticeKind::ActiveSpeaker { speaker, recent } => ServerMsg::ActiveSpeaker {
             id: protocol::participant_id(speaker),
             recent: recent.into_iter().map(protocol::participant_id).collect(),
@@ -518,8 +519,8 @@ fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<Server
             broadcast(state, &j.room, &ServerMsg::Chat(entry));
             None
         }
-        ClientMsg::View { hidden } => {
-            if hidden.len() > protocol::MAX_VIEW {
+        ClientMsg::View { hidden, sizes } => {
+            if hidden.len() > protocol::MAX_VIEW || sizes.len() > protocol::MAX_VIEW {
                 return Some(ServerMsg::error(
                     "bad_request",
                     format!("view: at most {} participants", protocol::MAX_VIEW),
@@ -529,7 +530,22 @@ fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<Server
                 .iter()
                 .filter_map(|s| protocol::parse_id('p', s))
                 .collect();
-            state.sfu.control(|e| e.set_hidden(id, hidden));
+            // Unknown keys are ignored; sizes are clamped to what a screen can be.
+            let sizes = sizes
+                .iter()
+                .filter_map(|(key, &[w, h])| {
+                    let (who, screen) = match key.strip_suffix("-screen") {
+                        Some(p) => (p, true),
+                        None => (key.as_str(), false),
+                    };
+                    let who = protocol::parse_id('p', who)?;
+                    Some(((who, screen), (w.min(16_384), h.min(16_384))))
+                })
+                .collect();
+            state.sfu.control(|e| {
+                e.set_hidden(id, hidden);
+                e.set_sizes(id, sizes);
+            });
             None
         }
         ClientMsg::Hand { raised } => {

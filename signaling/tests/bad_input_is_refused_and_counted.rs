@@ -106,6 +106,18 @@ async fn bad_input_is_refused_and_counted() {
         ),
         "bad_request"
     );
+    // Too many tile sizes in a view; sizes of strangers are ignored, not an error.
+    let many: Vec<String> = (0..300).map(|i| format!(r#""p{i}":[320,180]"#)).collect();
+    let view = format!(
+        r#"{{"type":"view","hidden":[],"sizes":{{{}}}}}"#,
+        many.join(",")
+    );
+    assert_eq!(code(&ask(&mut ws, &view).await.unwrap()), "bad_request");
+    ws.send(Message::Text(
+        r#"{"type":"view","hidden":[],"sizes":{"nobody":[1,1],"p999-screen":[99999,1]}}"#.into(),
+    ))
+    .await
+    .unwrap();
 
     // A second participant sees the first.
     let mut ws2 = connect(server.http).await;

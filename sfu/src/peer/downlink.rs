@@ -24,10 +24,12 @@ use rtc::dtls::endpoint::{Endpoint as DtlsEndpoint, EndpointEvent};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::source_description::{
     SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
 };
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::shared::TransportProtocol;
 use rtc::srtp::context::Context as SrtpContext;
@@ -40,6 +42,8 @@ use super::{
     Codec, DtlsIdentity, PeerConfig, PeerError, PeerEvent, RtpPacket, Transmit, Transport,
 };
 use crate::MediaKind;
+use crate::bwe::{BweConfig, SendSideBwe};
+use crate::codec::{self, VideoCodec};
 use crate::net::demux::{PacketClass, classify, is_rtcp};
 
 /// Packets kept per outgoing video stream to answer NACKs (a power of two):
@@ -61,6 +65,15 @@ const DTLS_KEY: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9);
 /// Seconds from 1900 (NTP) to 1970 (Unix).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+/// Padding bytes in one probe packet: the most an RTP padding count can say.
+const PADDING: usize = 255;
+/// How long one probe cluster lasts: long enough for a few feedback-visible
+/// packets at low rates, short enough not to fill a slow link's queue.
+const PROBE_DURATION: Duration = Duration::from_millis(100);
+/// How often padding is sent during a probe.
+const PROBE_TICK: Duration = Duration::from_millis(5);
+/// How often the downlink considers probing when it wants more than its estimate.
+const PROBE_CHECK: Duration = Duration::from_millis(250);
 
 /// One sender of a downlink: a handle that stays valid until removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -88,6 +101,26 @@ struct Sent {
     timestamp: u32,
     marker: bool,
     payload: Bytes,
+    /// The VP8 renumbering it was sent with.
+    vp8: Vp8Delta,
+}
+
+/// How VP8 picture ids and TL0PICIDX are renumbered on the way out: each
+/// simulcast layer counts on its own, and a receiver must see one sequence.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Vp8Delta {
+    picture_id: u16,
+    tl0: u8,
+}
+
+/// Padding sent to find out whether the link carries more (a probe cluster).
+struct Probe {
+    cluster: u32,
+    bps: u64,
+    start: Instant,
+    end: Instant,
+    /// Bytes sent since `start` (media and padding).
+    bytes: u64,
 }
 
 /// One outgoing stream.
@@ -113,8 +146,17 @@ struct OutStream {
     seq_offset: u16,
     /// The last outgoing sequence number.
     last_seq: Option<u16>,
-    /// The next packet re-bases `seq_offset`.
+    /// The next packet re-bases the offsets: the source was paused or
+    /// switched to another simulcast layer.
     resync: bool,
+    /// Outgoing = incoming + offset (wrapping): timestamps continue across
+    /// a switch between layers, whose clocks start at random values.
+    ts_offset: u32,
+    /// VP8 only: renumbering of picture ids, and the last ones sent
+    /// (picture id, whether it has 15 bits; TL0PICIDX).
+    vp8: Option<Vp8Delta>,
+    last_picture_id: Option<(u16, bool)>,
+    last_tl0: Option<u8>,
 }
 
 struct Srtp {
@@ -160,6 +202,20 @@ pub struct Downlink {
     /// (monotonic, wall) at creation, for NTP timestamps in sender reports.
     clock: (Instant, SystemTime),
     last_now: Instant,
+    /// The transport-wide sequence number extension id the client accepted.
+    twcc_id: Option<u8>,
+    twcc_seq: u16,
+    /// The RTP header handed to SRTP when packets carry the extension (kept
+    /// to avoid building its extension list per packet).
+    twcc_header: rtc::rtp::header::Header,
+    /// The estimate of the client's downlink, fed by its feedback.
+    bwe: SendSideBwe,
+    /// Whether feedback of any kind (TWCC or receiver reports) has arrived.
+    heard: bool,
+    /// What the worker would send if the link allowed: probing aims there.
+    wanted_bps: u64,
+    probe: Option<Probe>,
+    next_probe_check: Option<Instant>,
 }
 
 impl Downlink {
@@ -195,6 +251,29 @@ impl Downlink {
             next_report: None,
             clock: (now, SystemTime::now()),
             last_now: now,
+            twcc_id: None,
+            twcc_seq: 0,
+            twcc_header: rtc::rtp::header::Header::default(),
+            bwe: SendSideBwe::new(BweConfig::default(), now),
+            heard: false,
+            wanted_bps: 0,
+            probe: None,
+            next_probe_check: None,
+        }
+    }
+
+    /// The estimate of this client's downlink in bits per second, once its
+    /// feedback has been heard (transport-wide feedback or receiver reports).
+    pub fn estimate_bps(&self) -> Option<u64> {
+        self.heard.then(|| self.bwe.estimate_bps())
+    }
+
+    /// What the worker would send this client if the link allowed it: when
+    /// that is more than the estimate, the downlink probes for more.
+    pub fn set_wanted_bps(&mut self, now: Instant, bps: u64) {
+        self.wanted_bps = bps;
+        if self.next_probe_check.is_none() && self.twcc_id.is_some() {
+            self.next_probe_check = Some(now + PROBE_CHECK);
         }
     }
 
@@ -279,6 +358,11 @@ impl Downlink {
             seq_offset: 0,
             last_seq: None,
             resync: false,
+            ts_offset: 0,
+            vp8: (VideoCodec::from_mime(&codec.mime_type) == VideoCodec::Vp8)
+                .then(Vp8Delta::default),
+            last_picture_id: None,
+            last_tl0: None,
         });
         Ok(id)
     }
@@ -348,6 +432,7 @@ impl Downlink {
     /// Applies the client's answer to the last offer.
     pub fn apply_answer(&mut self, now: Instant, answer_sdp: String) -> Result<(), PeerError> {
         let answer = sdp::parse_answer(&answer_sdp)?;
+        let twcc = sdp::extmap_id(&answer_sdp, sdp::TWCC_URI).filter(|id| (1..=14).contains(id));
         if answer.sections.len() != self.offered.len() {
             return Err(PeerError::BadSdp(format!(
                 "the answer has {} m-sections, the offer {}",
@@ -369,6 +454,21 @@ impl Downlink {
             }
         }
         self.remote_ufrag = Some(answer.ufrag);
+        if twcc != self.twcc_id {
+            self.twcc_id = twcc;
+            if let Some(id) = twcc {
+                self.twcc_header = rtc::rtp::header::Header {
+                    version: 2,
+                    extension: true,
+                    extension_profile: 0xBEDE,
+                    extensions: vec![rtc::rtp::header::Extension {
+                        id,
+                        payload: Bytes::from_static(&[0, 0]),
+                    }],
+                    ..Default::default()
+                };
+            }
+        }
         if self.dtls.is_none() && self.state != State::Failed {
             let config = self.dtls_config(&answer.fingerprints, answer.setup == Setup::Passive)?;
             match answer.setup {
@@ -667,6 +767,23 @@ impl Downlink {
             let any = p.as_any();
             if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.answer_nack(now, nack);
+            } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+                self.heard = true;
+                self.bwe
+                    .on_feedback(now, &super::twcc::feedback_from_rtcp(cc));
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                // Loss from receiver reports only for clients without transport-wide feedback.
+                if self.twcc_id.is_none()
+                    && let Some(worst) = rr
+                        .reports
+                        .iter()
+                        .filter(|r| self.streams.iter().any(|s| s.ssrc == r.ssrc))
+                        .map(|r| r.fraction_lost)
+                        .max()
+                {
+                    self.heard = true;
+                    self.bwe.on_loss_report(now, f64::from(worst) / 256.0);
+                }
             } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
                 self.events.push_back(PeerEvent::KeyframeRequested {
                     ssrc: pli.media_ssrc,
@@ -705,10 +822,14 @@ impl Downlink {
                 let _ = self.send(
                     now,
                     idx,
-                    sent.marker,
-                    sent.seq,
-                    sent.timestamp,
-                    &sent.payload,
+                    Outgoing {
+                        marker: sent.marker,
+                        seq: sent.seq,
+                        timestamp: sent.timestamp,
+                        payload: &sent.payload,
+                        vp8: sent.vp8,
+                        padding: false,
+                    },
                     false,
                 );
             }
@@ -735,18 +856,34 @@ impl Downlink {
         let incoming = packet.header.sequence_number;
         if s.resync {
             s.resync = false;
-            if let Some(last) = s.last_seq {
-                s.seq_offset = incoming.wrapping_sub(last.wrapping_add(1));
-            }
+            s.rebase(now, packet);
         }
         let seq = incoming.wrapping_sub(s.seq_offset);
+        let timestamp = packet.header.timestamp.wrapping_add(s.ts_offset);
+        let vp8 = s.vp8.unwrap_or_default();
+        if s.vp8.is_some()
+            && let Some(d) = codec::parse_vp8(&packet.payload)
+        {
+            if let Some(pid) = d.picture_id {
+                let bits = if d.picture_id_15bit { 0x7fff } else { 0x7f };
+                s.last_picture_id =
+                    Some((pid.wrapping_add(vp8.picture_id) & bits, d.picture_id_15bit));
+            }
+            if let Some(tl0) = d.tl0picidx {
+                s.last_tl0 = Some(tl0.wrapping_add(vp8.tl0));
+            }
+        }
         let sent = self.send(
             now,
             idx,
-            packet.header.marker,
-            seq,
-            packet.header.timestamp,
-            &packet.payload,
+            Outgoing {
+                marker: packet.header.marker,
+                seq,
+                timestamp,
+                payload: &packet.payload,
+                vp8,
+                padding: false,
+            },
             true,
         )?;
         if sent {
@@ -755,23 +892,20 @@ impl Downlink {
         Ok(sent)
     }
 
-    /// The stream of `sender` resumes after packets were skipped on purpose
-    /// (a pause): its next packet continues the sequence numbers.
+    /// The stream of `sender` continues after packets were skipped on
+    /// purpose (a pause) or from another simulcast layer: its next packet
+    /// continues the sequence numbers, timestamps and VP8 picture ids.
     pub fn resync(&mut self, sender: SenderId) {
         if let Some(s) = self.streams.iter_mut().find(|s| s.id == sender) {
             s.resync = true;
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
         now: Instant,
         idx: usize,
-        marker: bool,
-        seq: u16,
-        timestamp: u32,
-        payload: &Bytes,
+        out: Outgoing<'_>,
         record: bool,
     ) -> Result<bool, PeerError> {
         let (Some(srtp), Some((to, transport))) = (self.srtp.as_mut(), self.path) else {
@@ -781,33 +915,76 @@ impl Downlink {
         let Some(pt) = s.negotiated_pt else {
             return Ok(false);
         };
-        let header = rtc::rtp::header::Header {
-            version: 2,
+        let Outgoing {
             marker,
-            payload_type: pt,
-            sequence_number: seq,
+            seq,
             timestamp,
-            ssrc: s.ssrc,
-            ..Default::default()
+            payload,
+            vp8,
+            padding,
+        } = out;
+        let body = if padding { PADDING } else { payload.len() };
+        let mut plain = BytesMut::with_capacity(20 + body);
+        let first = 0x80 | if padding { 0x20 } else { 0 };
+        let twcc_seq = self.twcc_seq;
+        let plain_header;
+        let header = match self.twcc_id {
+            Some(id) => {
+                plain.put_u8(first | 0x10);
+                write_fixed(&mut plain, marker, pt, seq, timestamp, s.ssrc);
+                // One-byte extension header (RFC 8285): one element, two bytes, one pad.
+                plain.put_u16(0xBEDE);
+                plain.put_u16(1);
+                plain.put_u8((id << 4) | 1);
+                plain.put_u16(twcc_seq);
+                plain.put_u8(0);
+                let h = &mut self.twcc_header;
+                h.padding = padding;
+                h.marker = marker;
+                h.payload_type = pt;
+                h.sequence_number = seq;
+                h.timestamp = timestamp;
+                h.ssrc = s.ssrc;
+                &*h
+            }
+            None => {
+                plain.put_u8(first);
+                plain_header = rtc::rtp::header::Header {
+                    version: 2,
+                    padding,
+                    marker,
+                    payload_type: pt,
+                    sequence_number: seq,
+                    timestamp,
+                    ssrc: s.ssrc,
+                    ..Default::default()
+                };
+                write_fixed(&mut plain, marker, pt, seq, timestamp, s.ssrc);
+                &plain_header
+            }
         };
-        let mut plain = BytesMut::with_capacity(12 + payload.len());
-        plain.put_u8(0x80);
-        plain.put_u8(if marker { 0x80 | pt } else { pt });
-        plain.put_u16(seq);
-        plain.put_u32(timestamp);
-        plain.put_u32(s.ssrc);
-        plain.extend_from_slice(payload);
+        let header_len = plain.len();
+        if padding {
+            plain.resize(header_len + PADDING - 1, 0);
+            plain.put_u8(PADDING as u8);
+        } else {
+            plain.extend_from_slice(payload);
+            if vp8 != Vp8Delta::default() {
+                codec::rewrite_vp8(&mut plain[header_len..], vp8.picture_id, vp8.tl0);
+            }
+        }
         let data = srtp
             .out
-            .encrypt_rtp_with_header(&plain, &header)
+            .encrypt_rtp_with_header(&plain, header)
             .map_err(|e| PeerError::Rtc(format!("SRTP: {e}")))?;
+        let size = data.len();
         self.transmits.push_back(Transmit {
             to,
             transport,
             data,
         });
         s.packets = s.packets.wrapping_add(1);
-        s.octets = s.octets.wrapping_add(payload.len() as u32);
+        s.octets = s.octets.wrapping_add(body as u32);
         s.last_timestamp = timestamp;
         s.last_sent = Some(now);
         if record && s.kind == MediaKind::Video {
@@ -819,9 +996,92 @@ impl Downlink {
                 timestamp,
                 marker,
                 payload: payload.clone(),
+                vp8,
             });
         }
+        if self.twcc_id.is_some() {
+            self.twcc_seq = twcc_seq.wrapping_add(1);
+            let cluster = self.probe.as_mut().map(|p| {
+                p.bytes += size as u64;
+                p.cluster
+            });
+            self.bwe.on_packet_sent(now, twcc_seq, size, cluster);
+        }
         Ok(true)
+    }
+
+    /// During a probe, pads the stream up to the probe's rate.
+    fn send_probe_padding(&mut self, now: Instant) {
+        let Some(p) = self.probe.as_ref() else {
+            return;
+        };
+        if now >= p.end {
+            self.probe = None;
+            return;
+        }
+        // Padding goes on a video stream that is sending: the receiver
+        // counts it against that stream's sequence numbers.
+        let Some(idx) = self.streams.iter().position(|s| {
+            s.kind == MediaKind::Video && s.negotiated_pt.is_some() && s.last_seq.is_some()
+        }) else {
+            self.probe = None;
+            return;
+        };
+        let elapsed = now.saturating_duration_since(p.start).as_secs_f64();
+        let due = (p.bps as f64 * elapsed / 8.0) as u64;
+        let mut owed = due.saturating_sub(p.bytes);
+        while owed > 0 {
+            let s = &mut self.streams[idx];
+            let seq = s.last_seq.map_or(0, |l| l.wrapping_add(1));
+            let timestamp = s.last_timestamp;
+            match self.send(
+                now,
+                idx,
+                Outgoing {
+                    marker: false,
+                    seq,
+                    timestamp,
+                    payload: &Bytes::new(),
+                    vp8: Vp8Delta::default(),
+                    padding: true,
+                },
+                false,
+            ) {
+                Ok(true) => {}
+                _ => break,
+            }
+            let s = &mut self.streams[idx];
+            s.last_seq = Some(seq);
+            // The next media packet continues after the padding.
+            s.seq_offset = s.seq_offset.wrapping_sub(1);
+            owed = owed.saturating_sub((PADDING + 40) as u64);
+        }
+    }
+
+    /// Starts a probe when the worker wants more than the estimate allows.
+    fn maybe_probe(&mut self, now: Instant) {
+        self.next_probe_check =
+            (self.twcc_id.is_some() && self.wanted_bps > 0).then(|| now + PROBE_CHECK);
+        if self.probe.is_some() || self.state != State::Connected || self.twcc_id.is_none() {
+            return;
+        }
+        let estimate = self.bwe.estimate_bps();
+        if self.wanted_bps <= estimate + estimate / 20 || !self.bwe.can_probe(now) {
+            return;
+        }
+        // Ask for at most twice the estimate at once: a failed probe on a
+        // slow link costs a queue, not a collapse.
+        let bps = self.wanted_bps.min(estimate.saturating_mul(2));
+        if let Some(cluster) = self.bwe.start_probe(now, bps) {
+            self.probe = Some(Probe {
+                cluster,
+                bps,
+                start: now,
+                end: now + PROBE_DURATION,
+                bytes: 0,
+            });
+            self.send_probe_padding(now);
+        }
     }
 
     fn ntp(&self, now: Instant) -> u64 {
@@ -908,6 +1168,11 @@ impl Downlink {
             self.send_reports(now);
             self.next_report = Some(now + REPORT_INTERVAL);
         }
+        if self.probe.is_some() {
+            self.send_probe_padding(now);
+        } else if self.next_probe_check.is_some_and(|t| t <= now) {
+            self.maybe_probe(now);
+        }
     }
 
     /// The next instant at which `handle_timeout` must be called.
@@ -925,7 +1190,11 @@ impl Downlink {
             State::Connected => None,
             _ => self.dtls.as_ref().and_then(|d| d.poll_timeout(&DTLS_KEY)),
         };
-        [consent, dtls, self.next_report]
+        let probe = match &self.probe {
+            Some(p) => Some((self.last_now + PROBE_TICK).min(p.end)),
+            None => self.next_probe_check,
+        };
+        [consent, dtls, self.next_report, probe]
             .into_iter()
             .flatten()
             .min()
@@ -950,6 +1219,59 @@ impl Downlink {
         self.drain_dtls();
         self.state = State::Failed;
         self.srtp = None;
+    }
+}
+
+/// One packet for [`Downlink::send`].
+struct Outgoing<'a> {
+    marker: bool,
+    seq: u16,
+    timestamp: u32,
+    payload: &'a Bytes,
+    vp8: Vp8Delta,
+    /// A padding-only packet (a probe): `payload` is ignored.
+    padding: bool,
+}
+
+/// The RTP fixed header after its first byte.
+fn write_fixed(buf: &mut BytesMut, marker: bool, pt: u8, seq: u16, timestamp: u32, ssrc: u32) {
+    buf.put_u8(if marker { 0x80 | pt } else { pt });
+    buf.put_u16(seq);
+    buf.put_u32(timestamp);
+    buf.put_u32(ssrc);
+}
+
+impl OutStream {
+    /// Re-bases the renumbering on `packet`, the first after a pause or a
+    /// layer switch, so that it follows the last packet sent.
+    fn rebase(&mut self, now: Instant, packet: &RtpPacket) {
+        let Some(last) = self.last_seq else {
+            return;
+        };
+        self.seq_offset = packet
+            .header
+            .sequence_number
+            .wrapping_sub(last.wrapping_add(1));
+        // The new source's clock is unrelated: continue ours by the time
+        // that passed (at least one tick, so that frames stay ordered).
+        let elapsed = self
+            .last_sent
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        let ticks = ((elapsed * f64::from(self.codec.clock_rate)) as u32).max(1);
+        self.ts_offset = self
+            .last_timestamp
+            .wrapping_add(ticks)
+            .wrapping_sub(packet.header.timestamp);
+        if let Some(delta) = self.vp8.as_mut()
+            && let Some(d) = codec::parse_vp8(&packet.payload)
+        {
+            if let (Some(pid), Some((last_pid, _))) = (d.picture_id, self.last_picture_id) {
+                delta.picture_id = last_pid.wrapping_add(1).wrapping_sub(pid);
+            }
+            if let (Some(tl0), Some(last_tl0)) = (d.tl0picidx, self.last_tl0) {
+                delta.tl0 = last_tl0.wrapping_add(1).wrapping_sub(tl0);
+            }
+        }
     }
 }
 

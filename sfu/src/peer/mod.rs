@@ -11,6 +11,7 @@
 mod downlink;
 mod ice_lite;
 pub mod sdp;
+pub(crate) mod twcc;
 
 pub use downlink::{Downlink, SenderId};
 
@@ -111,6 +112,9 @@ pub enum PeerEvent {
         codec: Codec,
         /// The SSRC that opened it.
         ssrc: u32,
+        /// Its simulcast stream id (`a=rid`), if it is one layer of a
+        /// simulcast track: each layer opens once, under the same track id.
+        rid: Option<String>,
     },
     /// A remote track ended.
     TrackClosed {
@@ -139,8 +143,9 @@ pub enum PeerEvent {
 pub struct Peer {
     pc: RTCPeerConnection,
     ufrag: String,
-    /// Remote track id → receiver and SSRC, for keyframe requests.
-    receivers: HashMap<String, (RTCRtpReceiverId, u32)>,
+    /// Remote track id → receiver and the SSRC of each of its streams
+    /// (one, or one per simulcast layer), for keyframe requests.
+    receivers: HashMap<String, (RTCRtpReceiverId, Vec<u32>)>,
     events: std::collections::VecDeque<PeerEvent>,
     /// `local_addr` given to the stack for each transport: the advertised address.
     endpoint: Endpoint,
@@ -444,24 +449,35 @@ impl Peer {
             .map_err(rtc_err)
     }
 
-    /// Asks the remote publisher for a keyframe on one of its tracks.
-    pub fn request_keyframe(&mut self, now: Instant, track: &str) -> Result<(), PeerError> {
-        let Some(&(receiver_id, media_ssrc)) = self.receivers.get(track) else {
+    /// Asks the remote publisher for a keyframe on one of its tracks: on the
+    /// stream `ssrc` (one simulcast layer), or on all of its streams.
+    pub fn request_keyframe(
+        &mut self,
+        now: Instant,
+        track: &str,
+        ssrc: Option<u32>,
+    ) -> Result<(), PeerError> {
+        let Some((receiver_id, ssrcs)) = self.receivers.get(track) else {
             return Ok(());
         };
-        let mut receiver = self
-            .pc
-            .rtp_receiver(receiver_id)
-            .ok_or_else(|| PeerError::Rtc("no such receiver".into()))?;
-        receiver
-            .write_rtcp(
-                now,
-                vec![Box::new(PictureLossIndication {
+        let plis: Vec<Box<dyn rtc::rtcp::packet::Packet>> = ssrcs
+            .iter()
+            .filter(|&&s| ssrc.is_none_or(|want| want == s))
+            .map(|&media_ssrc| {
+                Box::new(PictureLossIndication {
                     sender_ssrc: 0,
                     media_ssrc,
-                })],
-            )
-            .map_err(rtc_err)
+                }) as Box<dyn rtc::rtcp::packet::Packet>
+            })
+            .collect();
+        if plis.is_empty() {
+            return Ok(());
+        }
+        let mut receiver = self
+            .pc
+            .rtp_receiver(*receiver_id)
+            .ok_or_else(|| PeerError::Rtc("no such receiver".into()))?;
+        receiver.write_rtcp(now, plis).map_err(rtc_err)
     }
 
     /// The ICE username fragment of this side: the demultiplexing key.
@@ -566,13 +582,20 @@ impl Peer {
                         channels: c.channels,
                         fmtp: c.sdp_fmtp_line.clone(),
                     };
-                    self.receivers
-                        .insert(init.track_id.clone(), (init.receiver_id, init.ssrc));
+                    let entry = self
+                        .receivers
+                        .entry(init.track_id.clone())
+                        .or_insert_with(|| (init.receiver_id, Vec::new()));
+                    entry.0 = init.receiver_id;
+                    if !entry.1.contains(&init.ssrc) {
+                        entry.1.push(init.ssrc);
+                    }
                     self.events.push_back(PeerEvent::TrackOpened {
                         track: init.track_id,
                         kind,
                         codec,
                         ssrc: init.ssrc,
+                        rid: init.rid,
                     });
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {

@@ -52,6 +52,13 @@ pub(crate) struct OfferSession<'a> {
     pub endpoint: &'a Endpoint,
 }
 
+/// Transport-wide sequence numbers (draft-holmer-rmcat-transport-wide-cc-extensions-01):
+/// the client's feedback on them drives kaigi's estimate of its downlink.
+pub const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+/// The extension id kaigi offers for [`TWCC_URI`] (one id across the BUNDLE group).
+pub(crate) const TWCC_EXT_ID: u8 = 3;
+
 /// Codec name and default payload type for a mime type, as browsers number them.
 fn codec_name(mime: &str) -> &str {
     mime.split_once('/').map_or(mime, |(_, n)| n)
@@ -132,6 +139,10 @@ pub(crate) fn write_offer(session: &OfferSession<'_>, sections: &[OfferSection<'
                         "a=rtcp-fb:{pt} nack\r\na=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} ccm fir\r\n"
                     );
                 }
+                let _ = write!(
+                    s,
+                    "a=rtcp-fb:{pt} transport-cc\r\na=extmap:{TWCC_EXT_ID} {TWCC_URI}\r\n"
+                );
                 if !c.fmtp.is_empty() {
                     let _ = write!(s, "a=fmtp:{pt} {}\r\n", c.fmtp);
                 }
@@ -195,7 +206,6 @@ fn bad(msg: impl Into<String>) -> PeerError {
     PeerError::BadSdp(msg.into())
 }
 
-/// Parses a client's answer to one of our offers.
 /// The id an SDP gives the header extension `uri` (`a=extmap:<id>[/dir] <uri>`).
 pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     sdp.lines().find_map(|l| {
@@ -208,6 +218,33 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     })
 }
 
+/// The simulcast stream ids a publish offer sends, in the order of its first
+/// `a=simulcast:send` line (the client lists its layers low to high); empty
+/// without simulcast. Paused (`~q`) ids count; of alternatives (`q,x`) the first.
+pub fn simulcast_rids(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=simulcast:"))
+        .and_then(|rest| {
+            let mut parts = rest.split_whitespace();
+            while let Some(dir) = parts.next() {
+                let list = parts.next()?;
+                if dir == "send" {
+                    return Some(
+                        list.split(';')
+                            .filter_map(|alt| alt.split(',').next())
+                            .map(|r| r.trim_start_matches('~').to_owned())
+                            .filter(|r| !r.is_empty() && r.len() <= 32)
+                            .take(4)
+                            .collect(),
+                    );
+                }
+            }
+            None
+        })
+        .unwrap_or_default()
+}
+
+/// Parses a client's answer to one of our offers.
 pub(crate) fn parse_answer(sdp: &str) -> Result<Answer, PeerError> {
     let desc = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
         .map_err(|e| bad(e.to_string()))?;
@@ -406,6 +443,25 @@ mod tests {
         );
         let bad_setup = answer("holdconn", 9);
         assert!(parse_answer(&bad_setup).is_err());
+    }
+
+    #[test]
+    fn reads_simulcast_layers_in_order() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\na=simulcast:send q;h;~f\r\n";
+        assert_eq!(simulcast_rids(sdp), vec!["q", "h", "f"]);
+        assert_eq!(
+            simulcast_rids("a=simulcast:recv a;b send x,y;z"),
+            vec!["x", "z"]
+        );
+        assert!(simulcast_rids("v=0\r\nm=video 9 x 96\r\n").is_empty());
+        assert!(simulcast_rids("a=simulcast:send").is_empty(), "truncated");
+    }
+
+    #[test]
+    fn offer_asks_for_transport_wide_feedback() {
+        let sdp = offer();
+        assert!(sdp.contains(&format!("a=extmap:{TWCC_EXT_ID} {TWCC_URI}\r\n")));
+        assert!(sdp.contains("a=rtcp-fb:96 transport-cc\r\n"));
     }
 
     #[test]

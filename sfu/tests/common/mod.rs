@@ -10,8 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
@@ -58,6 +62,30 @@ pub struct Client {
     pub keyframe_requests: u64,
     /// Video sequence numbers received on the subscribe peer, per msid stream.
     pub video_seqs: HashMap<String, std::collections::HashSet<u16>>,
+    /// A simulcast publisher's video layers, low to high: (SSRC, rid).
+    pub layers: Vec<(u32, &'static str)>,
+    /// Per msid stream: the simulcast layer of each video frame received
+    /// (read from the sim's payload), in order.
+    pub frame_layers: HashMap<String, Vec<u8>>,
+}
+
+/// A server→client bottleneck: a rate, a FIFO queue that drops what would
+/// wait longer than `max_queue`.
+pub struct Link {
+    pub bps: u64,
+    pub max_queue: Duration,
+    free_at: Option<Instant>,
+}
+
+impl Link {
+    /// A bottleneck of `bps` with a 200 ms queue.
+    pub fn new(bps: u64) -> Self {
+        Link {
+            bps,
+            max_queue: Duration::from_millis(200),
+            free_at: None,
+        }
+    }
 }
 
 /// A datagram in flight.
@@ -88,17 +116,45 @@ pub struct Sim {
     pub drop_filter: Option<DropFilter>,
     /// The next join declares its video as a screen share.
     screen_next: bool,
+    /// The next join publishes its video as three simulcast layers.
+    simulcast_next: bool,
+    /// Bottlenecks on the way to these client addresses.
+    pub links: HashMap<SocketAddr, Link>,
 }
 
+/// A client peer: default codecs, the simulcast header extensions, and
+/// transport-wide feedback on what it receives (as browsers send).
 fn client_pc(now: Instant) -> RTCPeerConnection {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs().unwrap();
+    configure_simulcast_extension_headers(&mut media_engine).unwrap();
+    let registry = configure_twcc_receiver_only(Registry::new(), &mut media_engine).unwrap();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
         .build(now)
         .unwrap()
 }
+
+/// The sim's VP8 payload: a frame's first packet starts a keyframe (every
+/// frame is one) with the layer's size in the VP8 header, and the layer
+/// index after it; continuation packets only fill.
+fn vp8_payload(layer: u8, first: bool, len: usize) -> Bytes {
+    let (w, h): (u16, u16) = [(320, 180), (640, 360), (1280, 720)][layer as usize % 3];
+    let mut p = vec![0u8; len.max(12)];
+    if first {
+        p[..7].copy_from_slice(&[0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+        p[7..9].copy_from_slice(&w.to_le_bytes());
+        p[9..11].copy_from_slice(&h.to_le_bytes());
+        p[11] = layer;
+    }
+    Bytes::from(p)
+}
+
+/// Packets per frame of each simulcast layer (1200 bytes each, 30 frames/s):
+/// ~290 k, ~580 k and ~1.15 Mbit/s.
+const LAYER_PACKETS: [usize; 3] = [1, 2, 4];
 
 fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) {
     let c = CandidateHostConfig {
@@ -153,6 +209,8 @@ impl Sim {
             stats,
             drop_filter: None,
             screen_next: false,
+            simulcast_next: false,
+            links: HashMap::new(),
         }
     }
 
@@ -179,12 +237,21 @@ impl Sim {
         self.join_with(room, name, true)
     }
 
+    /// Joins a participant whose camera is published as three simulcast
+    /// layers (rids q, h, f: 320×180, 640×360, 1280×720).
+    pub fn join_simulcast(&mut self, room: &str, name: &str) -> usize {
+        self.simulcast_next = true;
+        self.join_with(room, name, true)
+    }
+
     fn join_with(&mut self, room: &str, name: &str, publishes: bool) -> usize {
         let joined = self.engine.join(room, name).expect("join");
         let publish_addr = self.alloc_addr();
         let subscribe_addr = self.alloc_addr();
         let mut publish = client_pc(self.now);
         let mut senders = Vec::new();
+        let mut layers = Vec::new();
+        let simulcast = std::mem::take(&mut self.simulcast_next);
         let stream = format!("client-{}", joined.id);
         for (i, (kind, mime, clock, channels, pt)) in [
             (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48000, 2, 111u8),
@@ -194,14 +261,18 @@ impl Sim {
         .enumerate()
         {
             let ssrc = 1000 * joined.id as u32 + i as u32;
-            let track = MediaStreamTrack::new(
-                stream.clone(),
-                format!("{stream}-{i}"),
-                format!("{stream}-{i}"),
-                kind,
-                vec![RTCRtpEncodingParameters {
+            let rids: &[&'static str] = if simulcast && kind == RtpCodecKind::Video {
+                &["q", "h", "f"]
+            } else {
+                &[""]
+            };
+            let encodings = rids
+                .iter()
+                .enumerate()
+                .map(|(l, rid)| RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
+                        rid: (*rid).to_owned(),
+                        ssrc: Some(ssrc + 10 * l as u32),
                         ..Default::default()
                     },
                     codec: RTCRtpCodec {
@@ -216,7 +287,21 @@ impl Sim {
                         rtcp_feedback: vec![],
                     },
                     ..Default::default()
-                }],
+                })
+                .collect();
+            if rids.len() > 1 {
+                layers = rids
+                    .iter()
+                    .enumerate()
+                    .map(|(l, rid)| (ssrc + 10 * l as u32, *rid))
+                    .collect();
+            }
+            let track = MediaStreamTrack::new(
+                stream.clone(),
+                format!("{stream}-{i}"),
+                format!("{stream}-{i}"),
+                kind,
+                encodings,
             );
             let sender = publish.add_track(track).unwrap();
             senders.push((sender, ssrc, pt, kind == RtpCodecKind::Video));
@@ -250,6 +335,8 @@ impl Sim {
             seq: [0, 0],
             keyframe_requests: 0,
             video_seqs: HashMap::new(),
+            layers,
+            frame_layers: HashMap::new(),
         });
         self.pump();
         self.clients.len() - 1
@@ -297,12 +384,29 @@ impl Sim {
                 while let Some(out) = self.workers[w].poll_output() {
                     progressed = true;
                     match out {
-                        Output::Transmit(t) => self.net.push_back(InFlight {
-                            at: self.now + self.latency,
-                            from: self.server,
-                            to: t.to,
-                            data: t.data,
-                        }),
+                        Output::Transmit(t) => {
+                            // A bottleneck on the way delays (queues) or drops it.
+                            let mut at = self.now + self.latency;
+                            if let Some(link) = self.links.get_mut(&t.to) {
+                                let start = link.free_at.map_or(self.now, |f| f.max(self.now));
+                                if start.saturating_duration_since(self.now) > link.max_queue {
+                                    continue;
+                                }
+                                let tx = Duration::from_nanos(
+                                    (t.data.len() as u64 + 28) * 8 * 1_000_000_000 / link.bps,
+                                );
+                                link.free_at = Some(start + tx);
+                                at = start + tx + self.latency;
+                            }
+                            let f = InFlight {
+                                at,
+                                from: self.server,
+                                to: t.to,
+                                data: t.data,
+                            };
+                            let pos = self.net.partition_point(|x| x.at <= f.at);
+                            self.net.insert(pos, f);
+                        }
                         Output::ToWorker(to, msg) => self.workers[to].handle_msg(self.now, msg),
                         Output::Event(ev) => self.engine.handle_worker_event(ev),
                     }
@@ -367,6 +471,11 @@ impl Sim {
                     for &(sender, ssrc, pt, video) in &c.senders {
                         let due = if video { send_video } else { send_audio };
                         if !due {
+                            continue;
+                        }
+                        if video && !c.layers.is_empty() {
+                            c.seq[1] = c.seq[1].wrapping_add(1);
+                            send_layers(&mut c.publish, sender, &c.layers, pt, c.seq[1], now);
                             continue;
                         }
                         c.seq[video as usize] = c.seq[video as usize].wrapping_add(1);
@@ -452,6 +561,15 @@ impl Sim {
                 if let RTCMessage::RtpPacket(track, p) = message {
                     let stream = c.track_streams.get(&track).cloned().unwrap_or_default();
                     let video = p.header.payload_type >= 96 && p.header.payload_type != 111;
+                    if video
+                        && p.payload.len() >= 12
+                        && p.payload[..7] == [0x10, 0, 0, 0, 0x9d, 1, 0x2a]
+                    {
+                        c.frame_layers
+                            .entry(stream.clone())
+                            .or_default()
+                            .push(p.payload[11]);
+                    }
                     if video {
                         c.video_seqs
                             .entry(stream.clone())
@@ -611,5 +729,55 @@ impl Sim {
             .get(&stream)
             .copied()
             .unwrap_or_default()
+    }
+}
+
+/// Frame number `frame` of each simulcast layer, with the rid (and mid)
+/// extensions a simulcast sender writes.
+fn send_layers(
+    pc: &mut RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    layers: &[(u32, &'static str)],
+    pt: u8,
+    frame: u16,
+    now: Instant,
+) {
+    let Some(mut s) = pc.rtp_sender(sender) else {
+        return;
+    };
+    let params = s.get_parameters();
+    let ext = |uri: &str| {
+        params
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == uri)
+            .map(|e| e.id as u8)
+    };
+    let rid_id = ext("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id");
+    let mid_id = ext("urn:ietf:params:rtp-hdrext:sdes:mid");
+    for (l, &(ssrc, rid)) in layers.iter().enumerate() {
+        let count = LAYER_PACKETS[l.min(2)];
+        for k in 0..count {
+            let mut p = rtc::rtp::packet::Packet::default();
+            p.header.version = 2;
+            p.header.ssrc = ssrc;
+            p.header.payload_type = pt;
+            // Each layer numbers on its own (as browsers do), from its own start.
+            p.header.sequence_number =
+                ((frame as usize * count + k) as u16).wrapping_add(l as u16 * 7919);
+            p.header.timestamp = (u32::from(frame) * 3000).wrapping_add(l as u32 * 1_000_003);
+            p.header.marker = k + 1 == count;
+            if let Some(id) = mid_id {
+                let _ = p.header.set_extension(id, Bytes::from_static(b"1"));
+            }
+            if let Some(id) = rid_id {
+                let _ = p
+                    .header
+                    .set_extension(id, Bytes::from(rid.as_bytes().to_vec()));
+            }
+            p.payload = vp8_payload(l as u8, k == 0, 1200);
+            let _ = s.write_rtp(now, p);
+        }
     }
 }

@@ -1,0 +1,183 @@
+//! Simulcast: a subscriber receives the layer of a publisher's camera that
+//! fits the size it shows it at and what its link carries. Layers switch on
+//! keyframes, the subscriber sees one stream with continuous sequence
+//! numbers, and the publisher is told which layers nobody needs.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Link, Sim};
+use sfu::NoticeKind;
+
+/// The layers of the last `n` frames `viewer` got from `publisher`.
+fn last_layers(sim: &Sim, viewer: usize, publisher: usize, n: usize) -> Vec<u8> {
+    let stream = format!("p{}", sim.clients[publisher].id);
+    let all = sim.clients[viewer]
+        .frame_layers
+        .get(&stream)
+        .cloned()
+        .unwrap_or_default();
+    all[all.len().saturating_sub(n)..].to_vec()
+}
+
+fn layer_notices(sim: &Sim, publisher: usize) -> Vec<u8> {
+    sim.clients[publisher]
+        .notices
+        .iter()
+        .filter_map(|n| match n {
+            NoticeKind::VideoLayers(m) => Some(*m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every sequence number between the first and the last one received was
+/// received: switches leave no gap for the receiver to ask for.
+fn assert_continuous(sim: &Sim, viewer: usize, publisher: usize) {
+    let stream = format!("p{}", sim.clients[publisher].id);
+    let seqs = &sim.clients[viewer].video_seqs[&stream];
+    let mut sorted: Vec<u16> = seqs.iter().copied().collect();
+    sorted.sort_unstable();
+    // Sequence numbers start at a random point: find the wrap, if any.
+    let (lo, hi) = (sorted[0], sorted[sorted.len() - 1]);
+    assert!(
+        hi.wrapping_sub(lo) as usize + 1 == sorted.len() || lo < 100 || hi > 65_000,
+        "a gap in {} .. {} ({} received)",
+        lo,
+        hi,
+        sorted.len()
+    );
+}
+
+#[test]
+fn layer_follows_the_size_the_subscriber_shows() {
+    let mut sim = Sim::new(2);
+    let publisher = sim.join_simulcast("r", "presenter");
+    let viewer = sim.join("r", "viewer");
+    let (pid, vid) = (sim.clients[publisher].id, sim.clients[viewer].id);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(
+        last_layers(&sim, viewer, publisher, 10),
+        vec![2; 10],
+        "no size given: the top layer"
+    );
+
+    sim.control(|e| e.set_sizes(vid, HashMap::from([((pid, false), (320, 180))])));
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(
+        last_layers(&sim, viewer, publisher, 10),
+        vec![0; 10],
+        "a small tile"
+    );
+    assert_eq!(
+        layer_notices(&sim, publisher).last(),
+        Some(&0),
+        "h and f not needed"
+    );
+
+    sim.control(|e| e.set_sizes(vid, HashMap::from([((pid, false), (600, 340))])));
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(
+        last_layers(&sim, viewer, publisher, 10),
+        vec![1; 10],
+        "a middle tile"
+    );
+    assert_eq!(layer_notices(&sim, publisher).last(), Some(&1));
+    assert_continuous(&sim, viewer, publisher);
+    let switches: u64 = sim
+        .stats
+        .iter()
+        .map(|s| s.layer_switches.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    assert!(switches >= 3, "0 → 2 → 0 → 1: {switches}");
+}
+
+#[test]
+fn layer_follows_the_subscribers_bandwidth() {
+    let mut sim = Sim::new(1);
+    let publisher = sim.join_simulcast("r", "presenter");
+    let viewer = sim.join("r", "viewer");
+    let link = sim.clients[viewer].subscribe_addr;
+    sim.links.insert(link, Link::new(4_000_000));
+    sim.run_for(Duration::from_secs(8));
+    assert_eq!(
+        last_layers(&sim, viewer, publisher, 10),
+        vec![2; 10],
+        "4 Mbit/s carries the top layer (1.15 Mbit/s)"
+    );
+
+    // The link drops to 450 kbit/s: only the low layer (~290 k) fits.
+    sim.links.get_mut(&link).unwrap().bps = 450_000;
+    let start = sim.now;
+    let mut down = None;
+    for _ in 0..100 {
+        sim.run_for(Duration::from_millis(100));
+        if last_layers(&sim, viewer, publisher, 5) == vec![0; 5] {
+            down = Some(sim.now - start);
+            break;
+        }
+    }
+    let down = down.expect("the low layer within 10 s of the drop");
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(
+        last_layers(&sim, viewer, publisher, 30),
+        vec![0; 30],
+        "stays low while the link is short"
+    );
+
+    // The link recovers: probing finds it, the top layer comes back.
+    sim.links.get_mut(&link).unwrap().bps = 10_000_000;
+    let start = sim.now;
+    let mut up = None;
+    for _ in 0..200 {
+        sim.run_for(Duration::from_millis(100));
+        if last_layers(&sim, viewer, publisher, 5) == vec![2; 5] {
+            up = Some(sim.now - start);
+            break;
+        }
+    }
+    let up = up.expect("the top layer within 20 s of the recovery");
+    println!(
+        "layer switch (simulated): down {down:?} after the drop, up {up:?} after the recovery"
+    );
+    assert_continuous(&sim, viewer, publisher);
+}
+
+#[test]
+fn a_link_too_short_for_the_lowest_layer_keeps_audio_and_pauses_video() {
+    let mut sim = Sim::new(1);
+    let publisher = sim.join_simulcast("r", "presenter");
+    let viewer = sim.join("r", "viewer");
+    sim.run_for(Duration::from_secs(3));
+    let link = sim.clients[viewer].subscribe_addr;
+    // 120 kbit/s: audio (~20 k here) fits, the lowest video layer (~290 k) does not.
+    sim.links.insert(link, Link::new(120_000));
+    sim.run_for(Duration::from_secs(8));
+    let before = sim.received(viewer, publisher);
+    sim.run_for(Duration::from_secs(3));
+    let after = sim.received(viewer, publisher);
+    assert!(
+        after[0] - before[0] > 120,
+        "audio keeps flowing: {before:?} → {after:?}"
+    );
+    assert!(
+        after[1] - before[1] < 10,
+        "video paused: {before:?} → {after:?}"
+    );
+    let paused: u64 = sim
+        .stats
+        .iter()
+        .map(|s| {
+            s.video_paused_for_bandwidth
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert!(paused >= 1);
+
+    // The link recovers: video comes back without anyone asking.
+    sim.links.remove(&link);
+    sim.run_for(Duration::from_secs(15));
+    assert_eq!(last_layers(&sim, viewer, publisher, 5), vec![2; 5]);
+}
