@@ -173,6 +173,8 @@ pub struct AllocItem {
     pub screen: bool,
     /// The layer forwarded now.
     pub current: Option<u8>,
+    /// No layer above this one now (it just went down); `None`: no cap.
+    pub cap: Option<u8>,
 }
 
 /// The allocator's choice for one item.
@@ -252,7 +254,8 @@ pub fn allocate(budget: Option<u64>, items: &[AllocItem]) -> (Vec<Choice>, u64) 
     for &i in &order {
         let it = &items[i];
         let Some(mut cur) = layer[i] else { continue };
-        while cur < desired[i] {
+        let top = it.cap.map_or(desired[i], |c| c.min(desired[i]));
+        while cur < top {
             let next = cur + 1;
             let extra = it.rates[next as usize].saturating_sub(it.rates[cur as usize]);
             // Keeping what is forwarded needs no headroom; more does.
@@ -290,6 +293,7 @@ mod tests {
             shown,
             screen: false,
             current: Some(0),
+            cap: None,
         }
     }
 
@@ -344,6 +348,16 @@ mod tests {
         // ...but a subscriber already on layer 1 keeps it.
         it.current = Some(1);
         assert_eq!(layers(&allocate(Some(500_000), &[it]).0), vec![Some(1)]);
+    }
+
+    #[test]
+    fn a_cap_holds_the_layer_down_but_not_what_is_wanted() {
+        let mut it = cam(Some((1280, 720)));
+        it.cap = Some(0);
+        let (c, wanted) = allocate(Some(5_000_000), &[it]);
+        assert_eq!(layers(&c), vec![Some(0)]);
+        assert_eq!(c[0].desired, 2);
+        assert_eq!(wanted, 1_380_000, "probing still aims at the top layer");
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub struct Subscription {
     pub size: Option<(u32, u32)>,
     /// Allocation rounds in a row in which not even the lowest layer fit.
     pub starved: u8,
+    /// No layer above the target before this (it just went down).
+    pub upgrade_after: Option<std::time::Instant>,
+    /// When it last came back after a pause for bandwidth.
+    pub resumed_at: Option<std::time::Instant>,
+    /// How long the last pause for bandwidth lasted at least.
+    pub pause_backoff: std::time::Duration,
 }
 
 impl Subscription {
@@ -87,6 +93,9 @@ mod tests {
             target: Some(0),
             size: None,
             starved: 0,
+            upgrade_after: None,
+            resumed_at: None,
+            pause_backoff: std::time::Duration::ZERO,
         }
     }
 

@@ -328,7 +328,7 @@ pub struct WorkerCore {
     /// What this worker sees of the layers of each track it forwards.
     sources: FastMap<TrackId, SourceLayers>,
     /// The highest layer of each track wanted here, as last reported.
-    layers_wanted: FastMap<TrackId, Option<u8>>,
+    layers_wanted: FastMap<TrackId, Wanted>,
     /// When the subscribers' layers are chosen next (while any subscribe).
     next_allocation: Option<Instant>,
 }
@@ -729,6 +729,9 @@ impl WorkerCore {
             target: Some(0),
             size,
             starved: 0,
+            upgrade_after: None,
+            resumed_at: None,
+            pause_backoff: Duration::ZERO,
         });
         self.next_allocation.get_or_insert(now + ALLOCATE_EVERY);
         self.renegotiate(now, subscriber);
@@ -1200,6 +1203,9 @@ impl WorkerCore {
                 item.shown = s.size;
                 item.screen = s.screen;
                 item.current = s.current;
+                if s.upgrade_after.is_some_and(|t| now < t) {
+                    item.cap = s.target;
+                }
                 tracks.push(track);
                 items.push(item);
             }
@@ -1222,7 +1228,7 @@ impl WorkerCore {
                 // An estimate dips below the lowest layer for a moment after a
                 // drop (it undershoots before it settles): pausing needs it
                 // to stay there.
-                let layer = match choice.layer {
+                let mut layer = match choice.layer {
                     None if s.starved < STARVED_ROUNDS => {
                         s.starved += 1;
                         Some(0)
@@ -1233,11 +1239,33 @@ impl WorkerCore {
                         Some(l)
                     }
                 };
+                // A paused video stays paused through its cooldown (the
+                // allocator's cap cannot say "none").
+                if s.target.is_none() && s.upgrade_after.is_some_and(|t| now < t) {
+                    layer = None;
+                }
                 if layer != s.target {
                     debug!(subscriber = p, %track, from = ?s.target, to = ?layer, estimate, "layer target");
+                    // Down for want of bandwidth (not because the tile shrank).
+                    if layer < s.target && layer < Some(choice.desired) {
+                        s.upgrade_after = Some(now + UPGRADE_COOLDOWN);
+                    }
                     if layer.is_none() {
                         s.current = None;
                         WorkerStats::add(&self.stats.video_paused_for_bandwidth, 1);
+                        // A link that paused this video again soon after it came
+                        // back cannot carry it: wait longer each time.
+                        let recent = s
+                            .resumed_at
+                            .is_some_and(|t| now.saturating_duration_since(t) < PAUSE_MEMORY);
+                        s.pause_backoff = if recent {
+                            (s.pause_backoff * 2).clamp(UPGRADE_COOLDOWN, MAX_PAUSE_BACKOFF)
+                        } else {
+                            UPGRADE_COOLDOWN
+                        };
+                        s.upgrade_after = Some(now + s.pause_backoff);
+                    } else if s.target.is_none() {
+                        s.resumed_at = Some(now);
                     }
                     s.target = layer;
                 }
@@ -1253,13 +1281,13 @@ impl WorkerCore {
         for (track, layer) in keyframes {
             self.keyframe_request_remote(now, track, Some(layer));
         }
-        self.report_layers_wanted();
+        self.report_layers_wanted(now);
         self.next_allocation = (!self.subs.is_empty()).then(|| now + ALLOCATE_EVERY);
     }
 
     /// Per video track forwarded here: the highest layer any subscriber
     /// here is to receive, to the engine when it changed (dynacast).
-    fn report_layers_wanted(&mut self) {
+    fn report_layers_wanted(&mut self, now: Instant) {
         let mut changes = Vec::new();
         for (&track, list) in &self.subs {
             if list.first().is_none_or(|s| s.kind != MediaKind::Video) {
@@ -1270,8 +1298,37 @@ impl WorkerCore {
                 .filter(|s| !s.paused)
                 .filter_map(|s| s.target)
                 .max();
-            if self.layers_wanted.get(&track) != Some(&max) {
-                changes.push((track, max));
+            match self.layers_wanted.get_mut(&track) {
+                None => {
+                    self.layers_wanted.insert(
+                        track,
+                        Wanted {
+                            reported: max,
+                            lower_since: None,
+                        },
+                    );
+                    changes.push((track, max));
+                }
+                Some(w) if max > w.reported => {
+                    *w = Wanted {
+                        reported: max,
+                        lower_since: None,
+                    };
+                    changes.push((track, max));
+                }
+                // Less is said only once it lasted: a publisher that stops and
+                // restarts a layer each time an estimate wavers costs keyframes.
+                Some(w) if max < w.reported => {
+                    let since = *w.lower_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) >= LAYER_DROP_DELAY {
+                        *w = Wanted {
+                            reported: max,
+                            lower_since: None,
+                        };
+                        changes.push((track, max));
+                    }
+                }
+                Some(w) => w.lower_since = None,
             }
         }
         let gone: Vec<TrackId> = self
@@ -1285,9 +1342,6 @@ impl WorkerCore {
             changes.push((track, None));
         }
         for (track, max) in changes {
-            if max.is_some() {
-                self.layers_wanted.insert(track, max);
-            }
             let worker = self.index;
             self.event(WorkerEvent::LayersWanted { worker, track, max });
         }
@@ -1375,6 +1429,25 @@ impl WorkerCore {
         }
     }
 }
+
+/// The highest layer of a track wanted on a worker, as last reported.
+struct Wanted {
+    reported: Option<u8>,
+    /// Since when less has been wanted.
+    lower_since: Option<Instant>,
+}
+
+/// How long fewer layers must be wanted before the publisher is told.
+const LAYER_DROP_DELAY: Duration = Duration::from_secs(3);
+/// After a subscription's layer went down, it does not go up again for
+/// this long: an estimate near a layer's rate must not make it flap.
+const UPGRADE_COOLDOWN: Duration = Duration::from_secs(4);
+
+/// A video paused for bandwidth within this of coming back waits twice as
+/// long before it comes back again.
+const PAUSE_MEMORY: Duration = Duration::from_secs(30);
+/// The longest wait before a paused video is tried again.
+const MAX_PAUSE_BACKOFF: Duration = Duration::from_secs(32);
 
 /// Allocation rounds in a row without room for a video's lowest layer
 /// before it is paused (2 s).

@@ -70,6 +70,10 @@ const PADDING: usize = 255;
 /// How long one probe cluster lasts: long enough for a few feedback-visible
 /// packets at low rates, short enough not to fill a slow link's queue.
 const PROBE_DURATION: Duration = Duration::from_millis(100);
+/// The longest probe (at the lowest rates).
+const PROBE_MAX_DURATION: Duration = Duration::from_millis(400);
+/// Padding packets a probe aims to send at least.
+const PROBE_MIN_PACKETS: u64 = 12;
 /// How often padding is sent during a probe.
 const PROBE_TICK: Duration = Duration::from_millis(5);
 /// How often the downlink considers probing when it wants more than its estimate.
@@ -772,6 +776,25 @@ impl Downlink {
                 self.bwe
                     .on_feedback(now, &super::twcc::feedback_from_rtcp(cc));
             } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                // Round trip from our last sender report (RFC 3550 §6.4.1):
+                // the estimate reacts on that time scale.
+                let now_mid = (self.ntp(now) >> 16) as u32;
+                if let Some(rtt) = rr
+                    .reports
+                    .iter()
+                    .filter(|r| r.last_sender_report != 0)
+                    .filter(|r| self.streams.iter().any(|s| s.ssrc == r.ssrc))
+                    .map(|r| {
+                        now_mid
+                            .wrapping_sub(r.last_sender_report)
+                            .wrapping_sub(r.delay)
+                    })
+                    .filter(|&units| units < 10 << 16)
+                    .min()
+                {
+                    self.bwe
+                        .set_rtt(Duration::from_micros(u64::from(rtt) * 1_000_000 / 65_536));
+                }
                 // Loss from receiver reports only for clients without transport-wide feedback.
                 if self.twcc_id.is_none()
                     && let Some(worst) = rr
@@ -1073,11 +1096,15 @@ impl Downlink {
         // slow link costs a queue, not a collapse.
         let bps = self.wanted_bps.min(estimate.saturating_mul(2));
         if let Some(cluster) = self.bwe.start_probe(now, bps) {
+            // Slow probes last longer: a result needs a dozen packets.
+            let packets_time = Duration::from_micros(
+                PROBE_MIN_PACKETS * (PADDING as u64 + 40) * 8 * 1_000_000 / bps.max(1),
+            );
             self.probe = Some(Probe {
                 cluster,
                 bps,
                 start: now,
-                end: now + PROBE_DURATION,
+                end: now + PROBE_DURATION.max(packets_time).min(PROBE_MAX_DURATION),
                 bytes: 0,
             });
             self.send_probe_padding(now);

@@ -224,6 +224,18 @@ impl Sim {
         self.join_with(room, name, true)
     }
 
+    /// Client `i` offers again on its publish connection (as a browser does
+    /// when it adds a screen share), with the same tracks.
+    pub fn renegotiate_publish(&mut self, i: usize) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let offer = c.publish.create_offer(None).unwrap();
+        c.publish.set_local_description(now, offer.clone()).unwrap();
+        let id = c.id;
+        self.engine.publish_offer(id, offer.sdp);
+        self.pump();
+    }
+
     /// A client joins `room` and only watches (never offers to publish).
     pub fn join_viewer(&mut self, room: &str, name: &str) -> usize {
         self.join_with(room, name, false)
@@ -768,13 +780,17 @@ fn send_layers(
                 ((frame as usize * count + k) as u16).wrapping_add(l as u16 * 7919);
             p.header.timestamp = (u32::from(frame) * 3000).wrapping_add(l as u32 * 1_000_003);
             p.header.marker = k + 1 == count;
-            if let Some(id) = mid_id {
-                let _ = p.header.set_extension(id, Bytes::from_static(b"1"));
-            }
-            if let Some(id) = rid_id {
-                let _ = p
-                    .header
-                    .set_extension(id, Bytes::from(rid.as_bytes().to_vec()));
+            // Like libwebrtc, stop naming the stream once the receiver knows it
+            // (after its first receiver reports).
+            if frame < 60 {
+                if let Some(id) = mid_id {
+                    let _ = p.header.set_extension(id, Bytes::from_static(b"1"));
+                }
+                if let Some(id) = rid_id {
+                    let _ = p
+                        .header
+                        .set_extension(id, Bytes::from(rid.as_bytes().to_vec()));
+                }
             }
             p.payload = vp8_payload(l as u8, k == 0, 1200);
             let _ = s.write_rtp(now, p);
