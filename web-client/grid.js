@@ -94,6 +94,37 @@ export function avatarColor(id) {
 
 const GAP_PX = 8;
 
+/** Sizes sent in `view` are multiples of this many device pixels (small resizes change nothing). */
+const SIZE_STEP = 16;
+
+/**
+ * A size as `view` sends it: CSS pixels × devicePixelRatio, rounded to a
+ * multiple of 16 device pixels; [0, 0] for something too small to see.
+ * @param {number} cssW
+ * @param {number} cssH
+ * @param {number} dpr  window.devicePixelRatio
+ * @returns {[number, number]}
+ */
+export function deviceSize(cssW, cssH, dpr) {
+  const q = (/** @type {number} */ v) => Math.max(0, Math.round((v * (dpr > 0 ? dpr : 1)) / SIZE_STEP) * SIZE_STEP);
+  const w = q(cssW);
+  const h = q(cssH);
+  return w > 0 && h > 0 ? [w, h] : [0, 0];
+}
+
+/**
+ * The part of a `w`×`h` box that a picture of aspect ratio `aspect` covers
+ * when it is fitted whole (`object-fit: contain`).
+ * @param {number} w
+ * @param {number} h
+ * @param {number} aspect  width / height
+ * @returns {[number, number]}
+ */
+export function containedSize(w, h, aspect) {
+  if (!(aspect > 0) || w <= 0 || h <= 0) return [Math.max(0, w), Math.max(0, h)];
+  return w / h > aspect ? [h * aspect, h] : [w, w / aspect];
+}
+
 /**
  * Tiles per page: 9 on ordinary screens, 16 on large ones, 4 on phones;
  * `?tiles=N` (1–49) in the page address overrides it.
@@ -121,6 +152,8 @@ export class Grid {
   #override;
   /** @type {(visible: string[], page: number, pages: number) => void} */
   #onView = () => {};
+  /** @type {() => void} */
+  #onLayout = () => {};
   #lastView = '';
   /** The speaker remote audio plays on (`setSinkId`); '' is the default. */
   #sinkId = '';
@@ -149,6 +182,27 @@ export class Grid {
    * @param {(visible: string[], page: number, pages: number) => void} fn
    */
   onView(fn) { this.#onView = fn; }
+
+  /**
+   * Called after every layout (tile sizes may have changed: a resize, a tile
+   * more or less, another page).
+   * @param {() => void} fn
+   */
+  onLayout(fn) { this.#onLayout = fn; }
+
+  /**
+   * The remote tiles on the page shown, with their size in CSS pixels.
+   * @returns {{key: string, width: number, height: number}[]}
+   */
+  shownSizes() {
+    const out = [];
+    for (const [key, tile] of this.#tiles) {
+      if (tile.hidden || tile.dataset.local === 'true') continue;
+      const r = tile.getBoundingClientRect();
+      out.push({ key, width: r.width, height: r.height });
+    }
+    return out;
+  }
 
   /**
    * Plays remote audio on output device `sinkId` (where the browser can).
@@ -320,6 +374,7 @@ export class Grid {
     }
     this.#grid.dataset.count = String(shown.length);
     this.#grid.dataset.cols = String(cols);
+    this.#onLayout();
   }
 
   /**

@@ -4,8 +4,9 @@
  * the "you left" and error screens. It drives a {@link KaigiSession}
  * (protocol.js) and draws what it reports; every string comes from i18n.js.
  *
- * Test hooks: `window.kaigi = {publishPc, subscribePc, participantId, ws, setTilesPerPage(n)}`
- * (getters, always current) and `document.body.dataset.state`, one of
+ * Test hooks: `window.kaigi = {publishPc, subscribePc, participantId, ws, setTilesPerPage(n),
+ * view, cameraLayers, localPort(pc), receivedVideo(id)}` (getters, always current; see
+ * web-client/README.md) and `document.body.dataset.state`, one of
  * `prejoin`, `joining`, `waiting` (in the waiting room), `joined`, `left`, `error`.
  * @module meeting
  */
@@ -13,11 +14,11 @@
 import { t, hasKey, initStrings, bindLanguageSelect } from './i18n.js';
 import { KaigiSession, signalingUrl, isValidRoomName } from './protocol.js';
 import { openLocalMedia, stopStream, LevelMeter, openDevice, listDevices } from './media.js';
-import { Grid } from './grid.js';
+import { Grid, deviceSize, containedSize } from './grid.js';
 import { Notices } from './notices.js';
 import { renderPeopleList, renderLobbyList } from './people.js';
 import { applyIcons, setIcon } from './icons.js';
-import { QualityMonitor } from './quality.js';
+import { QualityMonitor, selectedLocalPort, receivedVideo } from './quality.js';
 
 /** @typedef {import('./i18n.js').StringKey} StringKey */
 /** @typedef {'prejoin' | 'joining' | 'waiting' | 'joined' | 'left' | 'error'} PageState */
@@ -187,6 +188,17 @@ Object.defineProperties(hooks, {
   ws: { enumerable: true, get: () => app.session?.ws ?? null },
   // Benchmarks change the page size without reloading.
   setTilesPerPage: { enumerable: true, value: (/** @type {number} */ n) => grid.setPageSize(n) },
+  // The last `view` sent: {hidden, sizes}.
+  view: { enumerable: true, get: () => lastView },
+  // What the server asks of our camera: {wanted, max} (video_wanted, video_layers).
+  cameraLayers: { enumerable: true, get: () => app.session?.cameraLayers ?? null },
+  // The local port of a connection's selected candidate pair ('publish' or 'subscribe').
+  localPort: {
+    enumerable: true,
+    value: (/** @type {'publish' | 'subscribe'} */ which) => selectedLocalPort(which === 'publish' ? app.session?.publishPc ?? null : app.session?.subscribePc ?? null),
+  },
+  // What arrives of participant `id`'s camera: {frameWidth, frameHeight, framesDecoded} or null.
+  receivedVideo: { enumerable: true, value: (/** @type {string} */ id) => (app.session ? receivedVideo(app.session, id) : Promise.resolve(null)) },
 });
 /** @type {any} */ (window).kaigi = hooks;
 
@@ -243,6 +255,10 @@ grid.onView((visible, page, pages) => {
   ui.pageNext.disabled = page >= pages - 1;
   sendView();
 });
+// Tile sizes choose the layer the server sends: tell it when they change.
+grid.onLayout(() => sendView());
+new ResizeObserver(() => sendView()).observe(ui.presentation);
+ui.presentationVideo.addEventListener('resize', () => sendView());
 // A hidden tab shows no video at all.
 document.addEventListener('visibilitychange', () => sendView());
 // Phones have no screen to share: the button goes.
@@ -866,25 +882,57 @@ async function switchDevice(kind, deviceId) {
 
 /** What the server last heard of our view (to send only changes). */
 let sentView = '';
+/** The last view sent (a test hook). @type {{hidden: string[], sizes: Record<string, [number, number]>} | null} */
+let lastView = null;
 /** Pending view message (changes within 150 ms are sent once). @type {ReturnType<typeof setTimeout> | undefined} */
 let viewTimer;
+/** At most this many `sizes` entries in `view` (the protocol's limit). */
+const MAX_VIEW_SIZES = 256;
 
-/** Tells the server whose video is off our page (everyone's while the tab is hidden). */
+/**
+ * Tells the server whose video is off our page (everyone's while the tab is
+ * hidden), and how large the others' are shown: the tiles on the page and
+ * the presentation (a screen share, or the speaker in the speaker layout).
+ */
 function sendView() {
   clearTimeout(viewTimer);
   viewTimer = setTimeout(() => {
     const session = app.session;
     if (!session?.joined) return;
-    const hidden = document.hidden
-      ? [...session.participants.keys()]
-      : [...document.querySelectorAll('#grid .tile[hidden]')]
+    /** @type {Record<string, [number, number]>} */
+    const sizes = {};
+    /** @type {string[]} */
+    let hidden;
+    if (document.hidden) {
+      hidden = [...session.participants.keys()];
+    } else {
+      const dpr = window.devicePixelRatio || 1;
+      /** @type {(key: string, w: number, h: number) => void} */
+      const put = (key, w, h) => {
+        const [dw, dh] = deviceSize(w, h, dpr);
+        const old = sizes[key];
+        if (dw > 0 && (!old || dw * dh > old[0] * old[1])) sizes[key] = [dw, dh];
+      };
+      for (const { key, width, height } of grid.shownSizes()) put(key, width, height);
+      if (presented && !ui.presentation.hidden) {
+        const v = ui.presentationVideo;
+        const r = v.getBoundingClientRect();
+        const aspect = v.videoWidth > 0 && v.videoHeight > 0 ? v.videoWidth / v.videoHeight : 16 / 9;
+        put(presented, ...containedSize(r.width, r.height, aspect));
+      }
+      // A speaker shown large is not hidden, whichever page its tile is on.
+      hidden = [...document.querySelectorAll('#grid .tile[hidden]')]
         .map((el) => /** @type {HTMLElement} */ (el).dataset.participantId ?? '')
-        .filter((id) => id && id !== session.participantId);
-    const key = hidden.sort().join(',');
+        .filter((id) => id && id !== session.participantId && id !== presented);
+    }
+    hidden.sort();
+    const entries = Object.entries(sizes).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, MAX_VIEW_SIZES);
+    const key = `${hidden.join(',')}|${entries.map(([k, [w, h]]) => `${k}:${w}x${h}`).join(',')}`;
     if (key === sentView) return;
     sentView = key;
-    session.setView(hidden);
-    document.body.dataset.hiddenVideo = key;
+    lastView = { hidden, sizes: Object.fromEntries(entries) };
+    session.setView(lastView.hidden, lastView.sizes);
+    document.body.dataset.hiddenVideo = hidden.join(',');
   }, 150);
 }
 
@@ -915,12 +963,16 @@ async function toggleShare() {
   renderPresentation();
 }
 
+/** Whose video the presentation shows: a participant id (speaker layout), `<id>-screen`, or null. @type {string | null} */
+let presented = null;
+
 /** Shows the latest share large above the grid (our own while we share). */
 function renderPresentation() {
   const session = app.session;
   /** @type {MediaStream | null} */
   let stream = null;
   let label = '';
+  presented = null;
   if (session?.joined) {
     for (const id of [...sharers].reverse()) {
       const s = session.streams.get(`${id}-screen`);
@@ -928,6 +980,7 @@ function renderPresentation() {
       if (s && p?.sharing && session.activeTracks(`${id}-screen`).some((tr) => tr.kind === 'video')) {
         stream = s;
         label = t('share.by', { name: p.name });
+        presented = `${id}-screen`;
         break;
       }
     }
@@ -943,6 +996,7 @@ function renderPresentation() {
       if (p && s && !p.video_muted) {
         stream = s;
         label = p.name;
+        presented = speaker;
       }
     }
   }

@@ -30,6 +30,21 @@ const PC_CONFIG = /** @type {RTCConfiguration} */ ({ iceServers: [] });
 const PING_INTERVAL_MS = 25_000;
 
 /**
+ * The camera's simulcast layers, low to high (docs/protocol.md, "Simulcast
+ * and layer selection"): the server forwards to each subscriber the one that
+ * fits its tile and its bandwidth, and tells us with `video_layers` which of
+ * them anybody needs. Modest bit rates: intranet WAN links are weak.
+ */
+export const CAMERA_LAYERS = /** @type {const} */ ([
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000, maxFramerate: 15 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000, maxFramerate: 30 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_200_000, maxFramerate: 30 },
+]);
+
+/** The highest layer index. */
+const TOP_LAYER = CAMERA_LAYERS.length - 1;
+
+/**
  * @typedef {object} Participant
  * @property {string} id
  * @property {string} name
@@ -80,6 +95,7 @@ const PING_INTERVAL_MS = 25_000;
  *   the socket closed without `leave()`/`close()` having been called;
  *   `joined` tells whether `welcome` had arrived.
  * @property {{wanted: boolean}} videowanted  whether anyone shows our camera (we stop encoding it when nobody does)
+ * @property {{max: number}} videolayers  the camera layers anybody needs: 0..=max are encoded
  * @property {{id: string, recent: string[]}} activespeaker  who speaks now; recent speakers, most recent first
  * @property {{entry: ChatEntry}} chat
  * @property {{state: RoomState}} roomstate
@@ -161,6 +177,12 @@ export class KaigiSession extends EventTarget {
   #shareAnswer = null;
   /** A pending "stop encoding the camera". @type {ReturnType<typeof setTimeout> | undefined} */
   #wantedTimer;
+  /** The publish transceiver of the camera. @type {RTCRtpTransceiver | null} */
+  #cameraTx = null;
+  /** Whether anybody shows our camera (`video_wanted`, after its 2 s delay when false). */
+  #cameraWanted = true;
+  /** The highest camera layer anybody needs (`video_layers`). */
+  #cameraMaxLayer = TOP_LAYER;
   /** Camera parameter changes, one after the other. */
   #cameraQueue = Promise.resolve();
   /** Messages are handled one after the other, SDP steps included. */
@@ -189,6 +211,13 @@ export class KaigiSession extends EventTarget {
 
   /** The local stream being published, if any. */
   get localStream() { return this.#opts.stream ?? null; }
+
+  /**
+   * What the server asked of our camera: `wanted` (anybody shows it) and
+   * `max`, the highest simulcast layer encoded (0 = `q` … 2 = `f`).
+   * @returns {{wanted: boolean, max: number}}
+   */
+  get cameraLayers() { return { wanted: this.#cameraWanted, max: this.#cameraMaxLayer }; }
 
   /** Open the socket and send `join`. */
   connect() {
@@ -300,7 +329,8 @@ export class KaigiSession extends EventTarget {
     track.enabled = !this.#muted[kind];
     const stream = this.localStream;
     const old = stream?.getTracks().find((t) => t.kind === kind) ?? null;
-    const tx = this.publishPc?.getTransceivers()
+    // The sender keeps its parameters: the camera stays simulcast, its layers as they were.
+    const tx = kind === 'video' && this.#cameraTx ? this.#cameraTx : this.publishPc?.getTransceivers()
       .find((t) => t !== this.#screenTx && (t.sender.track === old || t.receiver.track.kind === kind));
     if (tx) await tx.sender.replaceTrack(track);
     if (stream) {
@@ -313,38 +343,60 @@ export class KaigiSession extends EventTarget {
   /**
    * Tell the server whose video we do not show (off our grid page, or the
    * tab hidden): their camera video is not sent to us. Empty: everyone's.
+   * `sizes`: the device-pixel size of what shows each participant's camera
+   * (key: the id) or screen share (key: `<id>-screen`), at most 256 entries;
+   * the server picks the simulcast layer that fits.
    * @param {string[]} hidden
+   * @param {Record<string, [number, number]>} [sizes]
    */
-  setView(hidden) {
-    if (this.joined) this.#send({ type: 'view', hidden });
+  setView(hidden, sizes = {}) {
+    if (this.joined) this.#send({ type: 'view', hidden, sizes });
   }
 
   /**
-   * Encode our camera or not (nobody shows it: the server says so).
-   * @param {boolean} active
+   * Brings the camera's encodings in line with what the server asked: none
+   * while nobody shows it (`video_wanted`), else layers 0..=max
+   * (`video_layers`). Only `active` changes; the other parameters stay. Runs
+   * on #cameraQueue, so that two setParameters never race.
    */
-  async #setCameraActive(active) {
-    const pc = this.publishPc;
-    if (!pc || this.closed) return;
-    for (const tr of pc.getTransceivers()) {
-      const sender = tr.sender;
-      if (tr === this.#screenTx || sender.track?.kind !== 'video') continue;
-      // Read and write in one go (no await between): the parameters carry a
-      // transaction id that a later read invalidates.
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const params = sender.getParameters();
-        if (!params.encodings?.length) break;
-        if (params.encodings.every((e) => e.active === active)) break;
-        for (const e of params.encodings) e.active = active;
-        try {
-          await sender.setParameters(params);
-          break;
-        } catch (err) {
-          console.warn('kaigi: setParameters', err);
-          await new Promise((r) => setTimeout(r, 300));
-        }
+  async #applyCameraLayers() {
+    const sender = this.#cameraTx?.sender;
+    if (!sender || !this.publishPc || this.closed) return;
+    // Read and write in one go (no await between): the parameters carry a
+    // transaction id that a later read invalidates.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const params = sender.getParameters();
+      const encodings = params.encodings ?? [];
+      if (encodings.length === 0) return; // not negotiated yet: applied after the answer
+      let changed = false;
+      if (encodings.length === 1 && (encodings[0].scaleResolutionDownBy ?? 1) !== 1) {
+        // The answer refused simulcast and left only the first (lowest) layer: send one full one.
+        const top = CAMERA_LAYERS[TOP_LAYER];
+        encodings[0].scaleResolutionDownBy = 1;
+        encodings[0].maxBitrate = top.maxBitrate;
+        encodings[0].maxFramerate = top.maxFramerate;
+        changed = true;
+      }
+      encodings.forEach((e, i) => {
+        const layer = CAMERA_LAYERS.findIndex((l) => l.rid === e.rid);
+        const active = this.#cameraWanted && (encodings.length === 1 || (layer < 0 ? i : layer) <= this.#cameraMaxLayer);
+        if (e.active !== active) { e.active = active; changed = true; }
+      });
+      if (!changed) return;
+      try {
+        await sender.setParameters(params);
+        return;
+      } catch (err) {
+        console.warn('kaigi: setParameters', err);
+        await new Promise((r) => setTimeout(r, 300));
       }
     }
+  }
+
+  /** Queues #applyCameraLayers behind the camera changes before it. */
+  #queueCameraLayers() {
+    this.#cameraQueue = this.#cameraQueue.then(() => this.#applyCameraLayers())
+      .catch((err) => console.warn('kaigi: camera layers', err));
   }
 
   /** Stop sharing (the transceiver stays, for the next share). */
@@ -454,13 +506,24 @@ export class KaigiSession extends EventTarget {
         const wanted = msg.wanted !== false;
         // Stopping waits 2 s (paging, joins and leaves flap it); starting is at once.
         clearTimeout(this.#wantedTimer);
-        if (wanted) this.#cameraQueue = this.#cameraQueue.then(() => this.#setCameraActive(true));
-        else {
+        if (wanted) {
+          this.#cameraWanted = true;
+          this.#queueCameraLayers();
+        } else {
           this.#wantedTimer = setTimeout(() => {
-            this.#cameraQueue = this.#cameraQueue.then(() => this.#setCameraActive(false));
+            this.#cameraWanted = false;
+            this.#queueCameraLayers();
           }, 2000);
         }
         return this.#emit('videowanted', { wanted });
+      }
+      case 'video_layers': {
+        // Layers nobody needs are not encoded (the uplink is spared); at once, both ways.
+        const max = Number(msg.max);
+        if (!Number.isInteger(max)) return;
+        this.#cameraMaxLayer = Math.min(Math.max(max, 0), TOP_LAYER);
+        this.#queueCameraLayers();
+        return this.#emit('videolayers', { max: this.#cameraMaxLayer });
       }
       case 'active_speaker':
         this.speakers = Array.isArray(msg.recent) ? msg.recent.map(String) : [String(msg.id)];
@@ -533,11 +596,14 @@ export class KaigiSession extends EventTarget {
     const pc = this.#newPc('publish');
     this.publishPc = pc;
     for (const track of tracks) {
-      // Audio wins over video when the uplink is short (RTCRtpEncodingParameters.priority).
+      // Audio wins over video when the uplink is short (RTCRtpEncodingParameters.priority);
+      // the camera goes out in three simulcast layers.
+      /** @type {RTCRtpEncodingParameters[]} */
       const sendEncodings = track.kind === 'audio'
         ? [/** @type {RTCRtpEncodingParameters} */ ({ priority: 'high', networkPriority: 'high' })]
-        : undefined;
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings });
+        : CAMERA_LAYERS.map((l) => ({ ...l, active: true }));
+      const tx = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings });
+      if (track.kind === 'video') this.#cameraTx = tx;
     }
     await this.#offerPublish(pc);
   }
@@ -573,7 +639,10 @@ export class KaigiSession extends EventTarget {
       await pc.setRemoteDescription({ type: 'answer', sdp });
     } catch (error) {
       this.#emit('failure', { pc: 'publish', error });
+      return;
     }
+    // What the server asked before the answer (or a refused simulcast) applies now.
+    this.#queueCameraLayers();
   }
 
   /** @param {string} sdp */

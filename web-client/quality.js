@@ -150,3 +150,53 @@ export class QualityMonitor {
     this.#onUpdate(remote, own);
   }
 }
+
+/**
+ * The local port of a connection's selected candidate pair (which port the
+ * media of that connection arrives on), or null before one is selected.
+ * @param {RTCPeerConnection | null} pc
+ * @returns {Promise<number | null>}
+ */
+export async function selectedLocalPort(pc) {
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  /** @type {string | null} */
+  let pairId = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+  });
+  const pair = pairId ? stats.get(pairId) : null;
+  const local = pair ? stats.get(pair.localCandidateId) : null;
+  return typeof local?.port === 'number' ? local.port : null;
+}
+
+/**
+ * What arrives of participant `id`'s camera: the size of the last decoded
+ * frame (which simulcast layer the server forwards) and the frames decoded
+ * so far; null when nothing of it is received.
+ * @param {import('./protocol.js').KaigiSession} session
+ * @param {string} id
+ * @returns {Promise<{frameWidth: number, frameHeight: number, framesDecoded: number} | null>}
+ */
+export async function receivedVideo(session, id) {
+  const pc = session.subscribePc;
+  const track = session.activeTracks(id).find((t) => t.kind === 'video');
+  if (!pc || !track) return null;
+  /** @type {{frameWidth: number, frameHeight: number, framesDecoded: number} | null} */
+  let out = null;
+  let newest = -Infinity;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp' || s.kind !== 'video' || s.trackIdentifier !== track.id) return;
+    const e = out ?? { frameWidth: 0, frameHeight: 0, framesDecoded: 0 };
+    e.framesDecoded += s.framesDecoded ?? 0;
+    // The receive stream that got a packet last is the one playing now.
+    const at = s.lastPacketReceivedTimestamp ?? 0;
+    if (at >= newest && s.frameHeight) {
+      newest = at;
+      e.frameWidth = s.frameWidth ?? 0;
+      e.frameHeight = s.frameHeight;
+    }
+    out = e;
+  });
+  return out;
+}

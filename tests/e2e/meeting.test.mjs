@@ -255,12 +255,13 @@ function speechWav(dir, gain = 0.25) {
 const everyone = new Set();
 
 class Participant {
-  constructor(label, { locale = 'en-US', lang = 'en-US', args = [], phone = false } = {}) {
+  constructor(label, { locale = 'en-US', lang = 'en-US', args = [], phone = false, viewport = { width: 1280, height: 720 } } = {}) {
     this.label = label;
     this.locale = locale;
     this.lang = lang;
     this.args = args;
     this.phone = phone;
+    this.viewport = viewport;
     this.lines = [];
     this.id = null;
   }
@@ -282,7 +283,7 @@ class Participant {
       // A phone: an iPhone-sized touch screen (the page must not need a desktop).
       ...(this.phone
         ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 }
-        : { viewport: { width: 1280, height: 720 } }),
+        : { viewport: this.viewport }),
       timeout: ms(60_000),
     });
     if (BASE) {
@@ -1057,5 +1058,160 @@ test('the meeting is usable on a phone screen', { timeout: ms(180_000), skip: MO
     throw err;
   } finally {
     for (const p of ps) await p.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Limits what reaches local UDP/TCP port `port` on `lo` to `rate` (htb, with a short pfifo
+ * queue that builds delay and then drops: a slow WAN link); everything else on `lo` is
+ * unlimited. netem is not available here; htb is.
+ */
+function limitPort(port, rate) {
+  const tc = (...args) => execFileSync('tc', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '10');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', rate, 'ceil', rate);
+  tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '30');
+  tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
+    'match', 'ip', 'dport', String(port), '0xffff', 'flowid', '1:20');
+  tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ipv6', 'prio', '2', 'u32',
+    'match', 'ip6', 'dport', String(port), '0xffff', 'flowid', '1:20');
+}
+
+/** Removes what limitPort installed (nothing there: nothing happens). */
+function unlimit() {
+  try {
+    execFileSync('tc', ['qdisc', 'del', 'dev', 'lo', 'root'], { stdio: 'ignore' });
+  } catch { /* no root qdisc of ours */ }
+}
+
+/** The limited class's counters (sent, dropped, overlimits), for the log. */
+function limitStats() {
+  try {
+    const out = execFileSync('tc', ['-s', 'class', 'show', 'dev', 'lo', 'classid', '1:20'], { encoding: 'utf8' });
+    return out.replace(/\s+/g, ' ').trim();
+  } catch (e) {
+    return `tc -s class show failed: ${e && e.message ? e.message : e}`;
+  }
+}
+
+test('simulcast: a subscriber on a slow link gets the low layer, and the high one back when the link recovers', { timeout: ms(300_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+  assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
+  const room = roomName(`simulcast-${MODE}`);
+  // Silent microphones: nobody becomes the active speaker and reorders the page.
+  const wavDir = mkdtempSync(join(tmpdir(), 'kaigi-e2e-wav-'));
+  const quiet = [`--use-file-for-fake-audio-capture=${speechWav(wavDir, 0)}`];
+  const a = new Participant('sa', { args: quiet });
+  // sb shows sa alone, large (one tile per page on a 1920×1080 window): the 720p layer fits.
+  const b = new Participant('sb', { args: quiet, viewport: { width: 1920, height: 1080 } });
+  const ps = [a, b];
+  const r = (results.tests.simulcast = { ok: false, room });
+  let phase = 'launch';
+  const seen = () => b.page.evaluate((pid) => window.kaigi.receivedVideo(pid), a.id);
+  const sending = () => a.page.evaluate(async () => {
+    const out = [];
+    (await window.kaigi.publishPc.getStats()).forEach((x) => {
+      if (x.type === 'outbound-rtp' && x.kind === 'video') {
+        out.push({ rid: x.rid, active: x.active, size: `${x.frameWidth}x${x.frameHeight}`, fps: x.framesPerSecond, kbps: x.targetBitrate && Math.round(x.targetBitrate / 1000), why: x.qualityLimitationReason });
+      }
+    });
+    return { layers: window.kaigi.cameraLayers, out };
+  });
+  // Samples what sb receives of sa every 250 ms until `ok(sample)`; `at` is the sample's time
+  // since `t0` (ms); the samples (at:frameHeight/framesDecoded) go to the log.
+  const watch = async (what, ok, timeout, t0 = Date.now()) => {
+    const samples = [];
+    return until(what, async () => {
+      const v = await seen();
+      const at = Date.now() - t0;
+      samples.push(v ? `${at}:${v.frameHeight}/${v.framesDecoded}` : `${at}:-`);
+      if (samples.length > 80) samples.shift();
+      return { ok: !!v && ok(v), at, v, samples: samples.join(' ') };
+    }, { timeout, interval: 250 });
+  };
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+    await a.open(room);
+    await b.page.goto(`${BASE}/r/${room}?tiles=1`, { waitUntil: 'load', timeout: ms(30_000) });
+    phase = 'join';
+    await a.join();
+    await b.join();
+
+    phase = 'sb shows sa';
+    // sb's own tile comes first: sa is on the next page.
+    await until('sb has two pages', async () => ({ ok: await b.page.evaluate(() => !document.getElementById('pager').hidden) }));
+    await b.page.getByRole('button', { name: 'Next page' }).click();
+    const view = await until('sb tells the server it shows sa large', async () => {
+      const v = await b.page.evaluate(() => window.kaigi.view);
+      const size = v?.sizes?.[a.id];
+      return { ok: !!size && size[1] >= 720 && !v.hidden.includes(a.id), v };
+    });
+    r.tileSize = view.v.sizes[a.id];
+
+    phase = 'high layer';
+    const up0 = Date.now();
+    await watch('sb decodes sa at the f layer (frameHeight ≥ 700)', (v) => v.frameHeight >= 700, ms(90_000))
+      .catch(async (e) => { throw new Error(`${e.message}; sa sends: ${JSON.stringify(await sending())}`); });
+    r.firstHighMs = Date.now() - up0;
+    log(`simulcast: sb shows sa at ${r.tileSize.join('x')} device px and decodes the f layer ${r.firstHighMs} ms after paging to it`);
+
+    phase = 'slow link';
+    const port = await b.page.evaluate(() => window.kaigi.localPort('subscribe'));
+    assert.ok(Number.isInteger(port) && port > 0, `sb's subscribe connection has a selected local port: ${port}`);
+    r.limitedPort = port;
+    const t0 = Date.now();
+    limitPort(port, '250kbit');
+    const down = await watch('sb gets the q layer of sa (frameHeight ≤ 200) on a 250 kbit/s link', (v) => v.frameHeight <= 200, ms(15_000), t0)
+      .catch(async (e) => { throw new Error(`${e.message}; sa sends: ${JSON.stringify(await sending())}; ${limitStats()}`); });
+    r.downMs = down.at;
+    log(`simulcast: q layer ${r.downMs} ms after the limit (${down.samples})`);
+
+    // Still moving at the low layer, not frozen.
+    phase = 'low layer keeps playing';
+    const f0 = down.v.framesDecoded;
+    const heights = [];
+    const window = [];
+    // The longest time without a new frame (a freeze), from the samples.
+    let stallFrom = Date.now();
+    let lastFrames = f0;
+    let longestStallMs = 0;
+    const w0 = Date.now();
+    while (Date.now() - w0 < 5000) {
+      await sleep(250); // sampling a 5 s window, not a timing assertion
+      const v = await seen();
+      if (v) {
+        heights.push(v.frameHeight);
+        window.push(`${Date.now() - w0}:${v.frameHeight}/${v.framesDecoded}`);
+        if (v.framesDecoded > lastFrames) {
+          lastFrames = v.framesDecoded;
+          stallFrom = Date.now();
+        }
+        longestStallMs = Math.max(longestStallMs, Date.now() - stallFrom);
+      }
+    }
+    const last = await seen();
+    r.lowWindow = { frames: (last?.framesDecoded ?? 0) - f0, maxHeight: Math.max(...heights), longestStallMs, samples: window.join(' ') };
+    log(`simulcast: on the slow link sb decoded ${r.lowWindow.frames} frames of sa in 5 s, longest stall ${longestStallMs} ms (${r.lowWindow.samples}); ${limitStats()}`);
+    assert.ok(r.lowWindow.frames >= 20, `sa's video froze on the slow link: ${r.lowWindow.frames} frames in 5 s`);
+    assert.ok(last && last.frameHeight <= 200, `sb left the q layer on the slow link: ${JSON.stringify(r.lowWindow)}`);
+
+    phase = 'link recovers';
+    const t1 = Date.now();
+    unlimit();
+    const upAgain = await watch('sb decodes sa at the f layer again (frameHeight ≥ 700)', (v) => v.frameHeight >= 700, ms(30_000), t1)
+      .catch(async (e) => { throw new Error(`${e.message}; sa sends: ${JSON.stringify(await sending())}`); });
+    r.upMs = upAgain.at;
+    log(`simulcast: f layer ${r.upMs} ms after the limit went (${upAgain.samples})`);
+    log(`simulcast figures: down_ms=${r.downMs} up_ms=${r.upMs}`);
+    r.ok = true;
+  } catch (err) {
+    await dumpAll(`simulcast-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    unlimit();
+    for (const p of ps) await p.close();
+    rmSync(wavDir, { recursive: true, force: true });
   }
 });

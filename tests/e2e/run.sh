@@ -15,6 +15,8 @@
 #                      (default: ${CARGO_TARGET_DIR:-target}/e2e/MODE)
 #   KAIGI_E2E_OUT      results JSON (default: $KAIGI_E2E_ARTIFACTS/results.json)
 #   RUST_LOG           kaigi's log filter (default info)
+#   KAIGI_E2E_FILTER   run only the tests whose name matches this regular expression
+#                      (node --test-name-pattern), e.g. KAIGI_E2E_FILTER=simulcast
 set -euo pipefail
 
 MODE=${1:-udp}
@@ -162,11 +164,13 @@ if ! node "$HERE/http-get.mjs" "$URL/healthz" --wait 30 --pid "$KPID" >/dev/null
 fi
 say "kaigi (pid $KPID) is healthy"
 
+FILTER=()
+if [ -n "${KAIGI_E2E_FILTER:-}" ]; then FILTER=(--test-name-pattern="$KAIGI_E2E_FILTER"); fi
 set +e
 env KAIGI_URL="$URL" KAIGI_EXPECT_TRANSPORT="$MODE" KAIGI_E2E_MODE="$MODE" \
   KAIGI_E2E_OUT="$OUT" KAIGI_E2E_ARTIFACTS="$ART" KAIGI_PID="$KPID" KAIGI_CLK_TCK="$(getconf CLK_TCK)" \
   KAIGI_MEDIA_PORT="$MEDIA_PORT" \
-  node --test --test-reporter=spec "$HERE/meeting.test.mjs"
+  node --test --test-reporter=spec "${FILTER[@]}" "$HERE/meeting.test.mjs"
 status=$?
 set -e
 
@@ -185,6 +189,8 @@ if [ -f "$OUT" ]; then
     if (f) console.log(`[e2e:${r.mode}] join -> first remote frame: p2 ${f.p2} ms, p3 ${f.p3} ms`);
     if (m.kaigiCpu) console.log(`[e2e:${r.mode}] kaigi CPU, 3 participants: ${m.kaigiCpu.percentOfOneCore}% of one core over ${m.kaigiCpu.windowSeconds} s`);
     if (m.leaveToTwoTilesMs != null) console.log(`[e2e:${r.mode}] leave -> 2 tiles: ${m.leaveToTwoTilesMs} ms`);
+    const s = (r.tests && r.tests.simulcast) || {};
+    if (s.downMs != null) console.log(`[e2e:${r.mode}] simulcast figures: down_ms=${s.downMs} up_ms=${s.upMs ?? "-"}`);
   ' "$OUT" || true
   say "results: $OUT"
 fi
