@@ -102,6 +102,10 @@ pub enum NoticeKind {
         /// Recent speakers, most recent first.
         recent: Vec<ParticipantId>,
     },
+    /// One of the participant's connections failed or closed (ICE consent
+    /// lost, DTLS closed). A browser reconnects by itself; a session with no
+    /// signaling channel of its own (WHIP) ends.
+    PeerFailed(Role),
     /// A request failed.
     Error {
         /// Protocol error code.
@@ -1015,7 +1019,10 @@ impl Engine {
             WorkerEvent::LayersWanted { worker, track, max } => {
                 self.layers_wanted(worker, track, max)
             }
-            WorkerEvent::Connected { .. } | WorkerEvent::Failed { .. } => {}
+            WorkerEvent::Failed { participant, role } => {
+                self.notify(participant, NoticeKind::PeerFailed(role))
+            }
+            WorkerEvent::Connected { .. } => {}
         }
     }
 }

@@ -122,6 +122,9 @@ pub struct AuthConfig {
     pub token_secret: Option<String>,
     /// Refuse joins without a valid token.
     pub require_token: bool,
+    /// WHIP stream keys by room: an encoder may publish into the room with
+    /// `Authorization: Bearer <key>` instead of a publisher token.
+    pub stream_keys: std::collections::HashMap<String, String>,
 }
 
 /// `[log]`

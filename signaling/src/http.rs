@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use tokio::sync::mpsc;
 
 use sfu::ParticipantId;
@@ -32,6 +32,9 @@ pub struct SessionHandle {
     pub tx: mpsc::Sender<ServerMsg>,
     /// Woken when the client cannot keep up: the session closes.
     pub kill: Arc<tokio::sync::Notify>,
+    /// A session without a signaling channel of its own (WHIP): a failed
+    /// connection ends it.
+    pub ends_with_peer: bool,
 }
 
 /// Sessions by participant. Never held while calling into the engine: the
@@ -45,7 +48,14 @@ pub fn deliver(sessions: &Sessions, dropped: &prometheus::IntCounter, n: sfu::No
     let handle = sessions.lock().expect("sessions").get(&n.to).cloned();
     match handle {
         Some(h) => {
-            if h.tx.try_send(crate::ws::notice_to_msg(n.kind)).is_err() {
+            if matches!(n.kind, sfu::NoticeKind::PeerFailed(_)) && h.ends_with_peer {
+                h.kill.notify_one();
+                return;
+            }
+            let Some(msg) = crate::ws::notice_to_msg(n.kind) else {
+                return;
+            };
+            if h.tx.try_send(msg).is_err() {
                 dropped.inc();
                 h.kill.notify_one();
             }
@@ -72,6 +82,8 @@ pub struct AppState {
     pub meetings: crate::meeting::Meetings,
     /// Resume tokens of participants in rooms: token → (participant, role).
     pub resumes: Mutex<HashMap<String, (ParticipantId, crate::auth::Role)>>,
+    /// WHIP ingest sessions.
+    pub ingests: crate::whip::Ingests,
 }
 
 impl AppState {
@@ -92,6 +104,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/assets/{file}", get(asset))
         .route("/favicon.ico", get(favicon))
         .route("/ws", get(crate::ws::handler))
+        .route(
+            "/whip/{room}",
+            post(crate::whip::post).options(crate::whip::options).layer(
+                axum::extract::DefaultBodyLimit::max(crate::whip::MAX_OFFER_BYTES),
+            ),
+        )
+        .route(
+            "/whip/{room}/{resource}",
+            delete(crate::whip::delete).patch(crate::whip::patch),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

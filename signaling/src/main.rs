@@ -7,6 +7,7 @@ mod meeting;
 mod metrics;
 mod protocol;
 mod tls;
+mod whip;
 mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -269,6 +270,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         draining: AtomicBool::new(false),
         meetings: Default::default(),
         resumes: Default::default(),
+        ingests: Default::default(),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub ws_rejected: IntCounterVec,
     /// Joins, by result.
     pub joins: IntCounterVec,
+    /// WHIP ingest requests, by result.
+    pub whip_requests: IntCounterVec,
     /// Notices dropped because a client's queue was full.
     pub notices_dropped: IntCounter,
 }
@@ -146,6 +148,12 @@ impl Metrics {
                 &r,
                 "kaigi_joins_total",
                 "Join attempts, by result",
+                &["result"],
+            ),
+            whip_requests: counter_vec(
+                &r,
+                "kaigi_whip_requests_total",
+                "WHIP ingest offers, by result (ok, unauthorized, busy, bad_sdp, no_codec, ...)",
                 &["result"],
             ),
             notices_dropped,

@@ -59,9 +59,10 @@ pub fn participant(i: sfu::engine::ParticipantInfo) -> Participant {
     }
 }
 
-/// Converts an engine notice to a protocol message.
-pub fn notice_to_msg(kind: NoticeKind) -> ServerMsg {
-    match kind {
+/// Converts an engine notice to a protocol message (`None`: nothing to say
+/// on the wire).
+pub fn notice_to_msg(kind: NoticeKind) -> Option<ServerMsg> {
+    Some(match kind {
         NoticeKind::ParticipantJoined(i) => ServerMsg::ParticipantJoined {
             participant: participant(i),
         },
@@ -80,7 +81,9 @@ pub fn notice_to_msg(kind: NoticeKind) -> ServerMsg {
             recent: recent.into_iter().map(protocol::participant_id).collect(),
         },
         NoticeKind::Error { code, message } => ServerMsg::error(code, message),
-    }
+        // The web client watches its own connections and reconnects.
+        NoticeKind::PeerFailed(_) => return None,
+    })
 }
 
 /// A session in a room.
@@ -123,6 +126,7 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
     let session_handle = SessionHandle {
         tx: tx.clone(),
         kill: kill.clone(),
+        ends_with_peer: false,
     };
     let mut stage = Stage::Idle;
     let mut chat_limit = RateLimit::chat(Instant::now());

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Interop test: aiortc clients hold a meeting through a real kaigi binary.
+# Interop tests through a real kaigi binary: aiortc clients hold a meeting;
+# FFmpeg's WHIP muxer (from the PyAV wheel) publishes a broadcast that an
+# aiortc participant decodes (ffmpeg_whip.py).
 #
 # Expects to run inside a network namespace whose only interface is lo (up),
 # e.g.:   unshare -n bash -c 'ip link set lo up; tests/interop/run.sh'
@@ -81,7 +83,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+WHIP_KEY="interop-whip-key-$RANDOM$RANDOM"
 say "starting $KAIGI_BIN (log: $LOG)"
+KAIGI_AUTH__STREAM_KEYS="{ \"whip-interop\" = \"$WHIP_KEY\" }" \
 RUST_LOG="${RUST_LOG:-info}" "$KAIGI_BIN" \
     --bind 127.0.0.1 --public-ip 127.0.0.1 \
     --http-port "$HTTP_PORT" --media-port "$MEDIA_PORT" \
@@ -119,6 +123,13 @@ set +e
     --url "wss://127.0.0.1:$HTTP_PORT/ws" --room interop-1 \
     --dump-dir "$WORK/signaling" ${INTEROP_ARGS:-}
 status=$?
+if [[ $status -eq 0 ]]; then
+    say "FFmpeg's WHIP muxer publishes, aiortc watches"
+    "$VENV/bin/python" "$HERE/ffmpeg_whip.py" \
+        --url "wss://127.0.0.1:$HTTP_PORT/ws" --room whip-interop --key "$WHIP_KEY" \
+        --dump-dir "$WORK/signaling-whip"
+    status=$?
+fi
 set -e
 
 if ! kill -0 "$KAIGI_PID" 2>/dev/null; then

@@ -300,8 +300,8 @@ impl Peer {
     fn build(
         now: Instant,
         cfg: &PeerConfig,
-        ufrag: String,
-        pwd: String,
+        (ufrag, pwd): (String, String),
+        dtls_role: RTCDtlsRole,
     ) -> Result<RTCPeerConnection, PeerError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().map_err(rtc_err)?;
@@ -334,7 +334,7 @@ impl Peer {
                 Some(Duration::from_secs(18)),
                 Some(Duration::from_secs(2)),
             )
-            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .with_answering_dtls_role(dtls_role)
             .build();
         let config =
             RTCConfigurationBuilder::new().with_certificates(vec![cfg.identity.rtc.clone()]);
@@ -386,8 +386,9 @@ impl Peer {
         cfg: &PeerConfig,
         ufrag: String,
         pwd: String,
+        dtls_role: RTCDtlsRole,
     ) -> Result<Self, PeerError> {
-        let pc = Self::build(now, cfg, ufrag.clone(), pwd)?;
+        let pc = Self::build(now, cfg, (ufrag.clone(), pwd), dtls_role)?;
         let mut peer = Peer {
             pc,
             ufrag,
@@ -408,7 +409,16 @@ impl Peer {
         pwd: String,
         offer_sdp: String,
     ) -> Result<(Self, String), PeerError> {
-        let mut peer = Self::new_inner(now, cfg, ufrag, pwd)?;
+        // kaigi is the DTLS server, unless the offerer insists on being it
+        // (`a=setup:passive`, as FFmpeg's WHIP muxer does): then the answer
+        // must say `active` and kaigi connects.
+        let passive = offer_sdp.lines().any(|l| l.trim_end() == "a=setup:passive");
+        let role = if passive {
+            RTCDtlsRole::Client
+        } else {
+            RTCDtlsRole::Server
+        };
+        let mut peer = Self::new_inner(now, cfg, ufrag, pwd, role)?;
         let answer = peer.answer(now, offer_sdp)?;
         Ok((peer, answer))
     }
