@@ -89,6 +89,8 @@ pub enum NoticeKind {
     PublishAnswer(String),
     /// A subscribe offer to answer.
     SubscribeOffer(String),
+    /// kaigi's answer to a viewer's (WHEP) offer.
+    SubscribeAnswer(String),
     /// Whether anyone shows the participant's camera: when nobody does, it
     /// may stop encoding it.
     VideoWanted(bool),
@@ -162,6 +164,10 @@ struct Member {
     /// The size (device pixels) it shows each participant's camera
     /// (`false`) or screen share (`true`) at.
     sizes: HashMap<(ParticipantId, bool), (u32, u32)>,
+    /// A WHEP viewer: receives the broadcast on one connection it offered,
+    /// is not a participant (no notices, not in the list) and never
+    /// renegotiates.
+    viewer: bool,
 }
 
 /// Track indices a participant may use per connection.
@@ -328,6 +334,7 @@ impl Engine {
                 epoch: 0,
                 hidden: HashSet::new(),
                 sizes: HashMap::new(),
+                viewer: false,
                 paused: HashSet::new(),
             },
         );
@@ -380,6 +387,143 @@ impl Engine {
         for track in tracks {
             self.subscribe(&room, id, track);
         }
+    }
+
+    /// A WHEP viewer joins `room`: it is placed on the least loaded worker
+    /// like a participant, but it is not one (no notices either way, not in
+    /// the participant list, never moderator), so that thousands of viewers
+    /// cost the room nothing. Its client's offer comes with [`Engine::whep_offer`].
+    pub fn join_viewer(&mut self, room: &str) -> Result<ParticipantId, JoinError> {
+        validate_name(room)?;
+        if !self.rooms.contains_key(room) && self.rooms.len() >= self.cfg.max_rooms {
+            return Err(JoinError::TooManyRooms);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let worker = (0..self.load.len())
+            .min_by_key(|&w| self.load[w])
+            .unwrap_or(0);
+        self.load[worker] += 1;
+        // The publish credentials are never used: a viewer does not publish.
+        let publish_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
+        let subscribe_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
+        self.routes
+            .push_back(Route::Add(subscribe_ice.0.clone(), worker));
+        self.members.insert(
+            id,
+            Member {
+                room: room.to_owned(),
+                worker,
+                info: ParticipantInfo {
+                    id,
+                    name: String::new(),
+                    audio_muted: false,
+                    video_muted: false,
+                    hand_raised: false,
+                    sharing: false,
+                    reconnecting: false,
+                    moderator: false,
+                },
+                ufrags: [publish_ice.0.clone(), subscribe_ice.0.clone()],
+                ready: false,
+                subscribed: HashSet::new(),
+                held: [false; 2],
+                screen_tracks: HashSet::new(),
+                epoch: 0,
+                hidden: HashSet::new(),
+                sizes: HashMap::new(),
+                paused: HashSet::new(),
+                viewer: true,
+            },
+        );
+        self.commands.push_back((
+            worker,
+            Command::AddParticipant {
+                participant: id,
+                publish_ice,
+                subscribe_ice,
+                first_track: 0,
+            },
+        ));
+        self.rooms
+            .entry(room.to_owned())
+            .or_default()
+            .viewers
+            .push(id);
+        info!(viewer = id, room, worker, "viewer joined");
+        Ok(id)
+    }
+
+    /// What a viewer of `room` is offered: the room's first publisher (in
+    /// join order) with media, its camera (or screen share) and microphone.
+    fn broadcast_tracks(&self, room: &str) -> Vec<TrackId> {
+        let Some(r) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        for &p in &r.participants {
+            let mut tracks: Vec<(TrackId, &RoomTrack)> = r
+                .tracks
+                .iter()
+                .filter(|(t, _)| t.participant == p)
+                .map(|(t, rt)| (*t, rt))
+                .collect();
+            if tracks.is_empty() {
+                continue;
+            }
+            // Audio first, then the camera before a screen share.
+            tracks.sort_by_key(|(t, rt)| (rt.kind == MediaKind::Video, rt.screen, t.index));
+            return tracks.into_iter().map(|(t, _)| t).collect();
+        }
+        Vec::new()
+    }
+
+    /// A WHEP viewer's offer: its worker answers it with the room's
+    /// broadcast (its answer comes as [`NoticeKind::SubscribeAnswer`], or an
+    /// error). The tracks are fixed from then on: a WHEP session is not
+    /// renegotiated.
+    pub fn whep_offer(&mut self, id: ParticipantId, sdp: String) {
+        let Some(m) = self.members.get(&id) else {
+            return;
+        };
+        if !m.viewer {
+            return;
+        }
+        let (room, worker) = (m.room.clone(), m.worker);
+        let tracks = self.broadcast_tracks(&room);
+        let mut sources = Vec::new();
+        for track in tracks {
+            let Some(t) = self
+                .rooms
+                .get(&room)
+                .and_then(|r| r.tracks.get(&track))
+                .cloned()
+            else {
+                continue;
+            };
+            if let Some(m) = self.members.get_mut(&id) {
+                m.subscribed.insert(track);
+            }
+            let r = self.rooms.get_mut(&room).expect("checked above");
+            if r.add_subscriber(track, worker) {
+                self.commands
+                    .push_back((t.source_worker, Command::AddFanout { track, worker }));
+            }
+            sources.push(crate::worker::ViewerSource {
+                track,
+                source_worker: t.source_worker,
+                kind: t.kind,
+                codec: t.codec,
+                screen: t.screen,
+            });
+        }
+        self.commands.push_back((
+            worker,
+            Command::ViewerOffer {
+                participant: id,
+                sdp,
+                sources,
+            },
+        ));
     }
 
     fn subscribe(&mut self, room: &str, subscriber: ParticipantId, track: TrackId) {
@@ -589,6 +733,7 @@ impl Engine {
             return;
         };
         r.participants.retain(|&p| p != id);
+        r.viewers.retain(|&p| p != id);
         r.speakers.remove(id);
         let room = m.room.clone();
         self.release_subscriptions(&room, m.worker, &m.subscribed);
@@ -596,10 +741,14 @@ impl Engine {
         if self
             .rooms
             .get(&room)
-            .is_some_and(|r| r.participants.is_empty())
+            .is_some_and(|r| r.participants.is_empty() && r.viewers.is_empty())
         {
             self.rooms.remove(&room);
             info!(room, "room closed");
+        }
+        if m.viewer {
+            info!(viewer = id, room, "viewer left");
+            return;
         }
         self.notify_room(&room, id, NoticeKind::ParticipantLeft(id));
         info!(participant = id, room, "left");
@@ -807,6 +956,7 @@ impl Engine {
         let subscribers: Vec<ParticipantId> = r
             .participants
             .iter()
+            .chain(&r.viewers)
             .copied()
             .filter(|&p| p != track.participant)
             .collect();
@@ -933,6 +1083,14 @@ impl Engine {
         self.members.get(&id).map(|m| m.room.as_str())
     }
 
+    /// Whether `id` publishes anything now.
+    pub fn has_tracks(&self, id: ParticipantId) -> bool {
+        self.members
+            .get(&id)
+            .and_then(|m| self.rooms.get(&m.room))
+            .is_some_and(|r| r.tracks.keys().any(|t| t.participant == id))
+    }
+
     /// Whether a moderator's hold is on `id`'s media of `kind`.
     pub fn is_held(&self, id: ParticipantId, kind: MediaKind) -> bool {
         self.members.get(&id).is_some_and(|m| m.held[kind as usize])
@@ -967,6 +1125,9 @@ impl Engine {
             }
             WorkerEvent::SubscribeOffer { participant, sdp } => {
                 self.notify(participant, NoticeKind::SubscribeOffer(sdp))
+            }
+            WorkerEvent::SubscribeAnswer { participant, sdp } => {
+                self.notify(participant, NoticeKind::SubscribeAnswer(sdp))
             }
             WorkerEvent::Error {
                 participant,

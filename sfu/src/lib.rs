@@ -28,7 +28,7 @@ pub mod worker;
 pub use engine::{Engine, EngineConfig, JoinError, Notice, NoticeKind};
 pub use peer::{Codec, Endpoint, PeerConfig, Transport};
 pub use stats::{DropReason, WorkerStats};
-pub use worker::{Command, Output, WorkerCore, WorkerEvent, WorkerMsg};
+pub use worker::{Command, Output, ViewerSource, WorkerCore, WorkerEvent, WorkerMsg};
 
 /// A participant, unique in the process for its lifetime.
 pub type ParticipantId = u64;

@@ -71,6 +71,8 @@ impl RoomTrack {
 pub struct Room {
     /// Participants in join order.
     pub participants: Vec<ParticipantId>,
+    /// WHEP viewers (not participants: they get no notices).
+    pub viewers: Vec<ParticipantId>,
     /// Published tracks.
     pub tracks: HashMap<TrackId, RoomTrack>,
     /// Who speaks.

@@ -22,7 +22,8 @@ use crate::codec::VideoCodec;
 use crate::layers::{self, ALLOCATE_EVERY, SourceLayers};
 use crate::net::demux::{PacketClass, classify, stun_local_ufrag};
 use crate::peer::{
-    Codec, Connection, Downlink, Peer, PeerConfig, PeerEvent, RtpPacket, Transmit, Transport,
+    AnswerSource, Codec, Connection, Downlink, Peer, PeerConfig, PeerEvent, RtpPacket, Transmit,
+    Transport,
 };
 use crate::stats::{DropReason, WorkerStats};
 use crate::subscription::Subscription;
@@ -143,11 +144,36 @@ pub enum Command {
         /// Held (not forwarded) or released.
         held: bool,
     },
+    /// A viewer's (WHEP) offer for its subscribe connection: answer it with
+    /// these sources, and forward them to it from then on.
+    ViewerOffer {
+        /// The viewer.
+        participant: ParticipantId,
+        /// The client's offer.
+        sdp: String,
+        /// What the answer may carry.
+        sources: Vec<ViewerSource>,
+    },
     /// Close the participant's peers and forget it.
     RemoveParticipant {
         /// Who.
         participant: ParticipantId,
     },
+}
+
+/// A track a viewer's answer may carry.
+#[derive(Debug, Clone)]
+pub struct ViewerSource {
+    /// The track.
+    pub track: TrackId,
+    /// The worker hosting its publisher.
+    pub source_worker: usize,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Its codec.
+    pub codec: Codec,
+    /// A screen share.
+    pub screen: bool,
 }
 
 /// Everything a worker can be handed (other than datagrams and time).
@@ -185,6 +211,13 @@ pub enum WorkerEvent {
     },
     /// A (re)offer for a participant's subscribe peer.
     SubscribeOffer {
+        /// Who.
+        participant: ParticipantId,
+        /// The SDP.
+        sdp: String,
+    },
+    /// The answer to a viewer's (WHEP) offer.
+    SubscribeAnswer {
         /// Who.
         participant: ParticipantId,
         /// The SDP.
@@ -288,6 +321,9 @@ struct Hosted {
     audio_level_id: Option<u8>,
     /// The simulcast stream ids of its camera, low to high (its publish offer).
     simulcast_rids: Vec<String>,
+    /// A viewer whose client offered (WHEP): its subscribe connection is
+    /// never renegotiated.
+    viewer: bool,
 }
 
 type PeerKey = (ParticipantId, Role);
@@ -500,6 +536,7 @@ impl WorkerCore {
                         held: [false; 2],
                         audio_level_id: None,
                         simulcast_rids: Vec::new(),
+                        viewer: false,
                     },
                 );
             }
@@ -603,6 +640,11 @@ impl WorkerCore {
                 }
                 info!(participant, kind = kind.as_str(), held, "media hold");
             }
+            Command::ViewerOffer {
+                participant,
+                sdp,
+                sources,
+            } => self.viewer_offer(now, participant, &sdp, sources),
             Command::RemoveParticipant { participant } => self.remove(participant),
         }
     }
@@ -633,6 +675,86 @@ impl WorkerCore {
             }
             Err(e) => self.error(participant, "bad_sdp", e.to_string()),
         }
+    }
+
+    /// Answers a viewer's offer with the sources its worker was given, and
+    /// subscribes it to those the answer carries.
+    fn viewer_offer(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        sdp: &str,
+        sources: Vec<ViewerSource>,
+    ) {
+        let Some(h) = self.hosted.get_mut(&participant) else {
+            return;
+        };
+        h.viewer = true;
+        let answer_sources: Vec<AnswerSource> = sources
+            .iter()
+            .map(|src| AnswerSource {
+                kind: src.kind,
+                codec: src.codec.clone(),
+                ssrc: self.rng.next_u64() as u32,
+                stream_id: if src.screen {
+                    format!("p{}-screen", src.track.participant)
+                } else {
+                    format!("p{}", src.track.participant)
+                },
+                track_id: src.track.to_string(),
+            })
+            .collect();
+        let (answer, used) = match h.subscribe.answer_offer(now, sdp, &answer_sources) {
+            Ok(r) => r,
+            Err(e) => {
+                let code = if e.to_string().contains("no offered codec matches") {
+                    "no_codec"
+                } else {
+                    "bad_sdp"
+                };
+                self.error(participant, code, e.to_string());
+                return;
+            }
+        };
+        for (index, sender) in used {
+            let (Some(src), Some(out)) = (sources.get(index), answer_sources.get(index)) else {
+                continue;
+            };
+            let Some(h) = self.hosted.get_mut(&participant) else {
+                return;
+            };
+            let payload_type = h.subscribe.sender_payload_type(sender, &src.codec);
+            h.subscriptions.insert(src.track);
+            self.by_out_ssrc.insert(out.ssrc, src.track);
+            self.source_worker.insert(src.track, src.source_worker);
+            self.sources
+                .entry(src.track)
+                .or_insert_with(|| SourceLayers::new(&src.codec.mime_type));
+            self.subs.entry(src.track).or_default().push(Subscription {
+                subscriber: participant,
+                track: src.track,
+                kind: src.kind,
+                codec: src.codec.clone(),
+                sender,
+                ssrc: out.ssrc,
+                payload_type,
+                paused: false,
+                screen: src.screen,
+                current: Some(0),
+                target: Some(0),
+                size: None,
+                starved: 0,
+                upgrade_after: None,
+                resumed_at: None,
+                pause_backoff: Duration::ZERO,
+            });
+        }
+        self.next_allocation.get_or_insert(now + ALLOCATE_EVERY);
+        self.event(WorkerEvent::SubscribeAnswer {
+            participant,
+            sdp: answer,
+        });
+        self.after_peer(now, (participant, Role::Subscribe));
     }
 
     fn subscribe_answer(&mut self, now: Instant, participant: ParticipantId, sdp: String) {
@@ -763,6 +885,10 @@ impl WorkerCore {
         let Some(h) = self.hosted.get_mut(&participant) else {
             return;
         };
+        // A viewer's senders were fixed by its answer; a removed one falls silent.
+        if h.viewer {
+            return;
+        }
         match h.negotiation {
             Negotiation::Offered { .. } => h.negotiation = Negotiation::Offered { again: true },
             Negotiation::Stable => match h.subscribe.create_offer(now) {

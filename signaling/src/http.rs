@@ -84,6 +84,8 @@ pub struct AppState {
     pub resumes: Mutex<HashMap<String, (ParticipantId, crate::auth::Role)>>,
     /// WHIP ingest sessions.
     pub ingests: crate::whip::Ingests,
+    /// WHEP viewer sessions.
+    pub viewers: crate::whip::Ingests,
 }
 
 impl AppState {
@@ -113,6 +115,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/whip/{room}/{resource}",
             delete(crate::whip::delete).patch(crate::whip::patch),
+        )
+        .route(
+            "/whep/{room}",
+            post(crate::whep::post).options(crate::whip::options).layer(
+                axum::extract::DefaultBodyLimit::max(crate::whip::MAX_OFFER_BYTES),
+            ),
+        )
+        .route(
+            "/whep/{room}/{resource}",
+            delete(crate::whep::delete).patch(crate::whep::patch),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -7,6 +7,7 @@ mod meeting;
 mod metrics;
 mod protocol;
 mod tls;
+mod whep;
 mod whip;
 mod ws;
 
@@ -271,6 +272,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         meetings: Default::default(),
         resumes: Default::default(),
         ingests: Default::default(),
+        viewers: Default::default(),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();

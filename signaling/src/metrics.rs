@@ -38,6 +38,8 @@ pub struct Metrics {
     pub joins: IntCounterVec,
     /// WHIP ingest requests, by result.
     pub whip_requests: IntCounterVec,
+    /// WHEP playback requests, by result.
+    pub whep_requests: IntCounterVec,
     /// Notices dropped because a client's queue was full.
     pub notices_dropped: IntCounter,
 }
@@ -148,6 +150,12 @@ impl Metrics {
                 &r,
                 "kaigi_joins_total",
                 "Join attempts, by result",
+                &["result"],
+            ),
+            whep_requests: counter_vec(
+                &r,
+                "kaigi_whep_requests_total",
+                "WHEP playback offers, by result (ok, unauthorized, not_live, bad_sdp, no_codec, ...)",
                 &["result"],
             ),
             whip_requests: counter_vec(

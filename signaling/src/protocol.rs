@@ -313,6 +313,12 @@ pub enum ServerMsg {
         /// Wanted.
         wanted: bool,
     },
+    /// kaigi's answer to a viewer's WHEP offer (carried over HTTP, never
+    /// sent on the WebSocket).
+    SubscribeAnswer {
+        /// The SDP.
+        sdp: String,
+    },
     /// Encode only simulcast layers 0..=max of the camera (low to high):
     /// nobody receives the ones above.
     VideoLayers {

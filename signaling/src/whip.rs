@@ -41,7 +41,7 @@ pub struct Ingest {
 /// Ingest sessions by resource id (the last path segment of `Location`).
 pub type Ingests = std::sync::Mutex<std::collections::HashMap<String, Ingest>>;
 
-fn reply(status: StatusCode, reason: impl Into<String>) -> Response {
+pub(crate) fn reply(status: StatusCode, reason: impl Into<String>) -> Response {
     let mut body = reason.into();
     body.push('\n');
     (status, body).into_response()
@@ -78,11 +78,11 @@ fn authorize(state: &AppState, room: &str, headers: &HeaderMap) -> Result<Option
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn resource_id() -> String {
+pub(crate) fn resource_id() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -298,7 +298,7 @@ pub async fn post(
 }
 
 /// Whether an answer accepts at least one m-section (a rejected one has port 0).
-fn accepts_media(answer: &str) -> bool {
+pub(crate) fn accepts_media(answer: &str) -> bool {
     answer
         .lines()
         .filter_map(|l| l.strip_prefix("m="))
@@ -359,6 +359,12 @@ pub async fn patch(
     if !known {
         return reply(StatusCode::NOT_FOUND, "no such WHIP session");
     }
+    patch_reply(&headers, &body)
+}
+
+/// The answer to a PATCH on a known session: trickle accepted (not
+/// needed: kaigi is ICE-lite), an ICE restart refused.
+pub(crate) fn patch_reply(headers: &HeaderMap, body: &[u8]) -> Response {
     let frag = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -373,7 +379,7 @@ pub async fn patch(
         );
     }
     // A fragment with new credentials asks for an ICE restart.
-    let restart = String::from_utf8_lossy(&body)
+    let restart = String::from_utf8_lossy(body)
         .lines()
         .any(|l| l.starts_with("a=ice-ufrag:") || l.starts_with("a=ice-pwd:"));
     if restart {

@@ -74,6 +74,7 @@ pub fn notice_to_msg(kind: NoticeKind) -> Option<ServerMsg> {
         },
         NoticeKind::PublishAnswer(sdp) => ServerMsg::PublishAnswer { sdp },
         NoticeKind::SubscribeOffer(sdp) => ServerMsg::SubscribeOffer { sdp },
+        NoticeKind::SubscribeAnswer(sdp) => ServerMsg::SubscribeAnswer { sdp },
         NoticeKind::VideoWanted(wanted) => ServerMsg::VideoWanted { wanted },
         NoticeKind::VideoLayers(max) => ServerMsg::VideoLayers { max },
         NoticeKind::ActiveSpeaker { speaker, recent } => ServerMsg::ActiveSpeaker {

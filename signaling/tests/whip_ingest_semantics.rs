@@ -227,3 +227,54 @@ fn whip_offers_are_answered_and_bad_requests_refused() {
         );
     }
 }
+
+#[test]
+fn whep_requests_are_checked_before_anything_plays() {
+    let server = start();
+    let port = server.http;
+    let offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
+    let whep = |ctype: &str, body: &[u8]| {
+        http_request(port, "POST", "/whep/hall", &[("Content-Type", ctype)], body)
+    };
+    assert_eq!(whep("text/plain", offer.as_bytes()).status, 415);
+    assert_eq!(whep("application/sdp", b"hello").status, 400);
+    // Nothing is published in the room: the player is told, nobody joins.
+    let r = whep("application/sdp", offer.as_bytes());
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("nothing is being broadcast"), "{}", r.body);
+    assert!(
+        http_get(port, "/metrics")
+            .unwrap()
+            .contains("kaigi_participants 0")
+    );
+    assert_eq!(
+        http_request(port, "DELETE", "/whep/hall/nope", &[], b"").status,
+        404
+    );
+    let frag = [("Content-Type", "application/trickle-ice-sdpfrag")];
+    assert_eq!(
+        http_request(port, "PATCH", "/whep/hall/nope", &frag, b"").status,
+        404
+    );
+    let options = http_request(port, "OPTIONS", "/whep/hall", &[], b"");
+    assert_eq!(options.status, 204);
+    assert_eq!(options.header("accept-post"), Some("application/sdp"));
+
+    // Where tokens are required, a player needs one.
+    let strict = start_with(&[("KAIGI_AUTH__REQUIRE_TOKEN", "true")]);
+    let r = http_request(
+        strict.http,
+        "POST",
+        "/whep/hall",
+        &[("Content-Type", "application/sdp")],
+        offer.as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    let metrics = http_get(port, "/metrics").unwrap();
+    for result in ["bad_content_type", "bad_sdp", "not_live"] {
+        assert!(
+            metrics.contains(&format!("kaigi_whep_requests_total{{result=\"{result}\"}}")),
+            "{result} counted: {metrics}"
+        );
+    }
+}

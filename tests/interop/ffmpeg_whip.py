@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""Interop: FFmpeg's WHIP muxer publishes into kaigi, an aiortc participant watches.
+"""Interop: FFmpeg's WHIP muxer publishes into kaigi; an aiortc participant and an aiortc WHEP player watch.
 
 FFmpeg (the libraries bundled in the PyAV wheel, with their `whip` muxer)
 encodes a flat grey picture (H.264, constrained baseline, as encoders send for
 WebRTC) and a 440 Hz tone (Opus) and pushes them to kaigi's
 `POST /whip/{room}` with a stream key. An aiortc client joins the room over
 the signaling WebSocket like a browser and must decode the broadcast: video
-frames with the grey's luma and audio frames with the tone's pitch. Then the
-WHIP session is ended by FFmpeg (DELETE) and the participant must see the
-source leave.
+frames with the grey's luma and audio frames with the tone's pitch. A WHEP
+player (aiortc offering receive-only audio and video to `POST /whep/{room}`)
+must decode the same, and end its session with DELETE. Then the WHIP session
+is ended by FFmpeg (DELETE) and the participant must see the source leave.
 
 Run by run.sh (kaigi on 127.0.0.1 in a private network namespace).
 """
@@ -133,6 +134,85 @@ def publish(url: str, key: str, seconds: float, done: threading.Event, errors: l
         errors.append(f"FFmpeg WHIP publisher: {exc!r}")
 
 
+def http(method: str, url: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, str]:
+    """One HTTPS request to kaigi (self-signed certificate: not verified, test only)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    req = urllib.request.Request(url, data=body or None, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+async def whep_viewer(base: str, room: str, timeout: float, min_video: int, min_audio: int) -> str:
+    """A WHEP player (aiortc): offers receive-only audio and video, decodes the broadcast."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    counts = {"video": 0, "audio": 0}
+    bad: list[str] = []
+    done = asyncio.Event()
+
+    async def consume(track) -> None:
+        n = 0
+        while True:
+            try:
+                frame = await track.recv()
+            except Exception:
+                return
+            n += 1
+            if track.kind == "video":
+                luma = m.measure_background_luma(frame)
+                if abs(luma - GREY_LUMA) <= m.LUMA_TOLERANCE:
+                    counts["video"] += 1
+                elif n > 10:
+                    bad.append(f"luma {luma:.0f}")
+            elif n % 5 == 1:
+                rms, freq = m.measure_tone(frame)
+                if rms >= m.MIN_TONE_RMS and abs(freq - TONE_HZ) <= m.FREQ_TOLERANCE * TONE_HZ:
+                    counts["audio"] += 5
+            if counts["video"] >= min_video and counts["audio"] >= min_audio:
+                done.set()
+
+    tasks = []
+    pc.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
+    await pc.setLocalDescription(await pc.createOffer())
+    status, headers, answer = await asyncio.to_thread(
+        http, "POST", f"{base}/whep/{room}", pc.localDescription.sdp.encode(),
+        {"Content-Type": "application/sdp"},
+    )
+    if status != 201:
+        raise m.TestFailure(f"WHEP POST answered {status}: {answer}")
+    location = headers.get("Location") or headers.get("location")
+    if not location:
+        raise m.TestFailure("WHEP 201 without a Location")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    except asyncio.TimeoutError:
+        raise m.TestFailure(
+            f"the WHEP player decoded {counts['video']} grey video frames (want {min_video}) and "
+            f"~{counts['audio']} tone audio frames (want {min_audio}); wrong: {bad[-3:]}"
+        ) from None
+    finally:
+        status, _, body = await asyncio.to_thread(http, "DELETE", f"{base}{location}")
+        for t in tasks:
+            t.cancel()
+        await pc.close()
+    if status != 200:
+        raise m.TestFailure(f"WHEP DELETE answered {status}: {body}")
+    return f"video {counts['video']} audio ~{counts['audio']}"
+
+
 async def run(args: argparse.Namespace) -> None:
     world = m.World()
     viewer = m.Client(0, args, world)
@@ -172,6 +252,9 @@ async def run(args: argparse.Namespace) -> None:
                 f"{viewer.received(pid, 'audio')} audio (want {args.min_audio}) frames of the WHIP broadcast"
             )
         print(f"viewer decoded the WHIP broadcast: {viewer.summary()}", flush=True)
+        base = whip_url.rsplit("/whip/", 1)[0]
+        got = await whep_viewer(base, args.room, args.timeout, args.min_video, args.min_audio)
+        print(f"WHEP player (aiortc) decoded the broadcast: {got}; DELETE ended it", flush=True)
         done.set()
         await asyncio.to_thread(thread.join, 20)
         if errors:

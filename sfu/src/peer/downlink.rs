@@ -11,6 +11,11 @@
 //! answers NACKs from a history that shares payloads with every other
 //! subscriber. The DTLS handshake, SRTP ciphers, STUN and RTCP codecs are still
 //! the `rtc` project's crates.
+//!
+//! Either side may offer, once: in a meeting kaigi offers and renegotiates as
+//! tracks come and go ([`Downlink::create_offer`]); for WHEP playback the
+//! player offers receive-only m-sections and kaigi answers
+//! ([`Downlink::answer_offer`]), and that session is never renegotiated.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -37,7 +42,7 @@ use rtc::srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 use rtc::srtp::protection_profile::ProtectionProfile;
 
 use super::ice_lite::{self, Refused};
-use super::sdp::{self, OfferSection, OfferSession, OfferStream, Setup};
+use super::sdp::{self, LocalSession, LocalStream, OfferSection, Setup};
 use super::{
     Codec, DtlsIdentity, PeerConfig, PeerError, PeerEvent, RtpPacket, Transmit, Transport,
 };
@@ -45,6 +50,9 @@ use crate::MediaKind;
 use crate::bwe::{BweConfig, SendSideBwe};
 use crate::codec::{self, VideoCodec};
 use crate::net::demux::{PacketClass, classify, is_rtcp};
+
+// The sources `answer_offer` takes, named with the downlink that answers.
+pub use super::sdp::AnswerSource;
 
 /// Packets kept per outgoing video stream to answer NACKs (a power of two):
 /// ~2.5 s of 1 Mbit/s video. Entries share payloads with every other subscriber.
@@ -82,6 +90,17 @@ const PROBE_CHECK: Duration = Duration::from_millis(250);
 /// One sender of a downlink: a handle that stays valid until removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SenderId(u32);
+
+/// Which side offers: decided by the first negotiation, for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Negotiation {
+    /// Neither yet.
+    Open,
+    /// kaigi offers, the client answers (a meeting's subscribe connection).
+    KaigiOffers,
+    /// The client offered and kaigi answered (WHEP playback).
+    ClientOffered,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -168,7 +187,8 @@ struct Srtp {
     inbound: SrtpContext,
 }
 
-/// A subscribe connection: kaigi offers, the client answers, kaigi sends.
+/// A subscribe connection: kaigi offers and the client answers (or, for
+/// WHEP, the client offers and kaigi answers); kaigi sends.
 pub struct Downlink {
     ufrag: String,
     pwd: String,
@@ -178,6 +198,7 @@ pub struct Downlink {
     session_id: u64,
     version: u64,
     cname: String,
+    negotiation: Negotiation,
     sections: Vec<Section>,
     /// The m-sections of the last offer: (mid, sender) as offered. Senders
     /// added since wait for the next offer.
@@ -235,6 +256,7 @@ impl Downlink {
             endpoint: cfg.endpoint.clone(),
             session_id,
             version: 1,
+            negotiation: Negotiation::Open,
             sections: Vec::new(),
             offered: Vec::new(),
             streams: Vec::new(),
@@ -314,7 +336,8 @@ impl Downlink {
 
     /// Adds an outgoing track carrying another participant's media; it is
     /// offered at the next [`Self::create_offer`]. `stream_id` becomes the msid
-    /// stream id the client sees.
+    /// stream id the client sees. An error on a connection that answered a
+    /// client's offer: its m-sections are fixed (WHEP is not renegotiated).
     pub fn add_sender(
         &mut self,
         stream_id: &str,
@@ -323,11 +346,23 @@ impl Downlink {
         codec: &Codec,
         ssrc: u32,
     ) -> Result<SenderId, PeerError> {
+        if self.negotiation == Negotiation::ClientOffered {
+            return Err(PeerError::Rtc(
+                "senders of an answered (WHEP) connection are fixed by its offer".into(),
+            ));
+        }
         if self.streams.iter().any(|s| s.ssrc == ssrc) {
             return Err(PeerError::Rtc(format!("SSRC {ssrc} already in use")));
         }
-        let id = SenderId(self.next_sender);
-        self.next_sender = self.next_sender.wrapping_add(1);
+        let pt = self.payload_type(codec);
+        let source = AnswerSource {
+            kind,
+            codec: codec.clone(),
+            ssrc,
+            stream_id: stream_id.to_owned(),
+            track_id: track_id.to_owned(),
+        };
+        let id = self.push_stream(source, pt);
         // Reuse an inactive m-section of the same kind, as browsers do.
         match self
             .sections
@@ -344,16 +379,25 @@ impl Downlink {
                 });
             }
         }
-        let offered_pt = self.payload_type(codec);
+        Ok(id)
+    }
+
+    /// A new outgoing stream of `source` with payload type `pt` (offered, or
+    /// the client's when kaigi answers).
+    fn push_stream(&mut self, source: AnswerSource, pt: u8) -> SenderId {
+        let id = SenderId(self.next_sender);
+        self.next_sender = self.next_sender.wrapping_add(1);
+        let vp8 = (VideoCodec::from_mime(&source.codec.mime_type) == VideoCodec::Vp8)
+            .then(Vp8Delta::default);
         self.streams.push(OutStream {
             id,
-            kind,
-            codec: codec.clone(),
-            ssrc,
-            offered_pt,
+            kind: source.kind,
+            codec: source.codec,
+            ssrc: source.ssrc,
+            offered_pt: pt,
             negotiated_pt: None,
-            stream_id: stream_id.to_owned(),
-            track_id: track_id.to_owned(),
+            stream_id: source.stream_id,
+            track_id: source.track_id,
             packets: 0,
             octets: 0,
             last_timestamp: 0,
@@ -363,15 +407,15 @@ impl Downlink {
             last_seq: None,
             resync: false,
             ts_offset: 0,
-            vp8: (VideoCodec::from_mime(&codec.mime_type) == VideoCodec::Vp8)
-                .then(Vp8Delta::default),
+            vp8,
             last_picture_id: None,
             last_tl0: None,
         });
-        Ok(id)
+        id
     }
 
-    /// Removes an outgoing track; its m-section goes inactive at the next offer.
+    /// Removes an outgoing track; its m-section goes inactive at the next
+    /// offer (on an answered connection, it just stays silent).
     pub fn remove_sender(&mut self, sender: SenderId) -> Result<(), PeerError> {
         let Some(pos) = self.streams.iter().position(|s| s.id == sender) else {
             return Err(PeerError::Rtc("no such sender".into()));
@@ -385,7 +429,8 @@ impl Downlink {
         Ok(())
     }
 
-    /// The payload type the client accepted for `sender`, once the answer is applied.
+    /// The payload type the client accepted for `sender`, once the answer is
+    /// applied (or the client's own, once its offer is answered).
     pub fn sender_payload_type(&self, sender: SenderId, _codec: &Codec) -> Option<u8> {
         self.streams
             .iter()
@@ -393,8 +438,28 @@ impl Downlink {
             .and_then(|s| s.negotiated_pt)
     }
 
-    /// An offer for the current senders.
+    /// What every description kaigi writes says about the session.
+    fn local_session(&self) -> LocalSession<'_> {
+        LocalSession {
+            session_id: self.session_id,
+            version: self.version,
+            ufrag: &self.ufrag,
+            pwd: &self.pwd,
+            fingerprint: &self.identity.fingerprint,
+            cname: &self.cname,
+            endpoint: &self.endpoint,
+        }
+    }
+
+    /// An offer for the current senders. An error on a connection that
+    /// answered a client's offer (WHEP is not renegotiated).
     pub fn create_offer(&mut self, _now: Instant) -> Result<String, PeerError> {
+        if self.negotiation == Negotiation::ClientOffered {
+            return Err(PeerError::Rtc(
+                "an answered (WHEP) connection is not renegotiated".into(),
+            ));
+        }
+        self.negotiation = Negotiation::KaigiOffers;
         self.version += 1;
         self.offered = self
             .sections
@@ -410,7 +475,7 @@ impl Downlink {
                 stream: sec
                     .sender
                     .and_then(|id| self.streams.iter().find(|s| s.id == id))
-                    .map(|s| OfferStream {
+                    .map(|s| LocalStream {
                         payload_type: s.offered_pt,
                         codec: &s.codec,
                         ssrc: s.ssrc,
@@ -419,22 +484,16 @@ impl Downlink {
                     }),
             })
             .collect();
-        Ok(sdp::write_offer(
-            &OfferSession {
-                session_id: self.session_id,
-                version: self.version,
-                ufrag: &self.ufrag,
-                pwd: &self.pwd,
-                fingerprint: &self.identity.fingerprint,
-                cname: &self.cname,
-                endpoint: &self.endpoint,
-            },
-            &sections,
-        ))
+        Ok(sdp::write_offer(&self.local_session(), &sections))
     }
 
     /// Applies the client's answer to the last offer.
     pub fn apply_answer(&mut self, now: Instant, answer_sdp: String) -> Result<(), PeerError> {
+        if self.negotiation != Negotiation::KaigiOffers {
+            return Err(PeerError::Rtc(
+                "an answer, but kaigi has not offered".into(),
+            ));
+        }
         let answer = sdp::parse_answer(&answer_sdp)?;
         let twcc = sdp::extmap_id(&answer_sdp, sdp::TWCC_URI).filter(|id| (1..=14).contains(id));
         if answer.sections.len() != self.offered.len() {
@@ -451,49 +510,151 @@ impl Downlink {
                 )));
             }
         }
+        // Checked before anything changes: a refused answer leaves the connection as it was.
+        let dtls = match self.dtls {
+            None if self.state != State::Failed => Some(self.dtls_config(
+                &answer.remote.fingerprints,
+                answer.remote.setup == Setup::Passive,
+            )?),
+            _ => None,
+        };
         for ((_, sender), (_, pts)) in self.offered.iter().zip(&answer.sections) {
             let Some(id) = sender else { continue };
             if let Some(s) = self.streams.iter_mut().find(|s| s.id == *id) {
                 s.negotiated_pt = pts.contains(&s.offered_pt).then_some(s.offered_pt);
             }
         }
-        self.remote_ufrag = Some(answer.ufrag);
-        if twcc != self.twcc_id {
-            self.twcc_id = twcc;
-            if let Some(id) = twcc {
-                self.twcc_header = rtc::rtp::header::Header {
-                    version: 2,
-                    extension: true,
-                    extension_profile: 0xBEDE,
-                    extensions: vec![rtc::rtp::header::Extension {
-                        id,
-                        payload: Bytes::from_static(&[0, 0]),
-                    }],
-                    ..Default::default()
-                };
+        self.remote_ufrag = Some(answer.remote.ufrag);
+        self.set_twcc(twcc);
+        if let Some(config) = dtls {
+            self.start_dtls(now, config, answer.remote.setup)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a client's offer (WHEP: it offers receive-only m-sections and
+    /// kaigi answers) and returns kaigi's answer SDP and, for each source
+    /// used, its index in `sources` and the sender carrying it (in the
+    /// order of the offer's m-sections).
+    ///
+    /// Each offered audio or video m-section that can receive (`recvonly` or
+    /// `sendrecv`) is given the first unused source of its kind whose codec
+    /// the client offered: the same encoding name (any case), clock rate and
+    /// channels, and for H.264 the same packetization mode and profile
+    /// (Constrained Baseline, Baseline, Main, High…, as libwebrtc groups
+    /// `profile-level-id`; levels are not compared), for VP9 and AV1 the same
+    /// profile. The answer carries it on the client's payload type for that
+    /// codec, with the source's fmtp, `a=sendonly`, its `a=msid` and SSRC,
+    /// and of the RTCP feedback the client offered what kaigi acts on (NACK,
+    /// PLI and FIR for video; transport-cc). Other m-sections are answered
+    /// rejected (port 0, `a=inactive`).
+    ///
+    /// The transport: kaigi is ICE-lite with the same candidates as in its
+    /// offers; it is the DTLS server (`a=setup:passive`) unless the client
+    /// offers `a=setup:passive`, then the client (`active`). Every accepted
+    /// m-section is answered in one BUNDLE group even when the offer did
+    /// not group them: kaigi has one 5-tuple per connection, and max-bundle
+    /// is what every WHEP player supports. `a=rtcp-mux` is required.
+    /// Transport-wide sequence numbers are sent when every accepted
+    /// m-section maps the extension (to one id, the client's); otherwise the
+    /// estimate of the client's downlink comes from its receiver reports.
+    ///
+    /// Errors, with nothing changed: [`PeerError::BadSdp`] for an offer that
+    /// cannot be parsed or lacks what the transport needs, or in which no
+    /// m-section could be given a source ("no offered codec matches the
+    /// broadcast (VP8, opus)"); [`PeerError::Rtc`] when this connection has
+    /// offered or has senders already, or two sources share an SSRC. The
+    /// session is not renegotiated afterwards: [`Self::create_offer`] and
+    /// [`Self::add_sender`] are errors, and an ICE restart (a WHEP PATCH) is
+    /// not supported; a client that needs one starts a new session.
+    pub fn answer_offer(
+        &mut self,
+        now: Instant,
+        offer_sdp: &str,
+        sources: &[AnswerSource],
+    ) -> Result<(String, Vec<(usize, SenderId)>), PeerError> {
+        if self.negotiation != Negotiation::Open || !self.streams.is_empty() {
+            return Err(PeerError::Rtc(
+                "answer_offer needs a fresh connection: this one has offered or has senders".into(),
+            ));
+        }
+        let offer = sdp::parse_offer(offer_sdp)?;
+        let plan = sdp::plan_answer(&offer, sources)?;
+        let chosen: Vec<&sdp::Chosen> = plan.sections.iter().flatten().collect();
+        for (i, c) in chosen.iter().enumerate() {
+            let ssrc = sources[c.source].ssrc;
+            if chosen[..i].iter().any(|o| sources[o.source].ssrc == ssrc) {
+                return Err(PeerError::Rtc(format!("SSRC {ssrc} already in use")));
             }
         }
-        if self.dtls.is_none() && self.state != State::Failed {
-            let config = self.dtls_config(&answer.fingerprints, answer.setup == Setup::Passive)?;
-            match answer.setup {
-                Setup::Active => {
-                    self.dtls = Some(DtlsEndpoint::new(
-                        DTLS_KEY,
-                        TransportProtocol::UDP,
-                        Some(config),
-                    ));
-                }
-                Setup::Passive => {
-                    self.dtls = Some(DtlsEndpoint::new(DTLS_KEY, TransportProtocol::UDP, None));
-                    self.dtls_client = Some(config);
-                }
+        let config = self.dtls_config(
+            &offer.remote.fingerprints,
+            offer.remote.setup == Setup::Passive,
+        )?;
+        self.negotiation = Negotiation::ClientOffered;
+        self.version += 1;
+        let answer = sdp::write_answer(&self.local_session(), &offer, &plan, sources);
+        let mut senders = Vec::with_capacity(chosen.len());
+        for c in chosen {
+            let id = self.push_stream(sources[c.source].clone(), c.payload_type);
+            if let Some(s) = self.streams.last_mut() {
+                s.negotiated_pt = Some(c.payload_type);
             }
-            self.answered = Some(now);
-            self.state = State::Connecting;
-            self.maybe_connect_dtls(now);
-            for data in std::mem::take(&mut self.early_dtls) {
-                self.dtls_read(now, data)?;
+            senders.push((c.source, id));
+        }
+        self.remote_ufrag = Some(offer.remote.ufrag);
+        self.set_twcc(plan.twcc);
+        self.start_dtls(now, config, offer.remote.setup)?;
+        Ok((answer, senders))
+    }
+
+    /// Writes transport-wide sequence numbers with extension `id` from now on (or none).
+    fn set_twcc(&mut self, id: Option<u8>) {
+        if id == self.twcc_id {
+            return;
+        }
+        self.twcc_id = id;
+        if let Some(id) = id {
+            self.twcc_header = rtc::rtp::header::Header {
+                version: 2,
+                extension: true,
+                extension_profile: 0xBEDE,
+                extensions: vec![rtc::rtp::header::Extension {
+                    id,
+                    payload: Bytes::from_static(&[0, 0]),
+                }],
+                ..Default::default()
+            };
+        }
+    }
+
+    /// Sets up DTLS once the client's fingerprints and role are known: as
+    /// server it waits for the client's hello, as client it connects once
+    /// ICE has a nominated path. Consent is counted from now.
+    fn start_dtls(
+        &mut self,
+        now: Instant,
+        config: Arc<HandshakeConfig>,
+        client_role: Setup,
+    ) -> Result<(), PeerError> {
+        match client_role {
+            Setup::Active => {
+                self.dtls = Some(DtlsEndpoint::new(
+                    DTLS_KEY,
+                    TransportProtocol::UDP,
+                    Some(config),
+                ));
             }
+            Setup::Passive => {
+                self.dtls = Some(DtlsEndpoint::new(DTLS_KEY, TransportProtocol::UDP, None));
+                self.dtls_client = Some(config);
+            }
+        }
+        self.answered = Some(now);
+        self.state = State::Connecting;
+        self.maybe_connect_dtls(now);
+        for data in std::mem::take(&mut self.early_dtls) {
+            self.dtls_read(now, data)?;
         }
         Ok(())
     }

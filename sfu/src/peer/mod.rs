@@ -13,7 +13,7 @@ mod ice_lite;
 pub mod sdp;
 pub(crate) mod twcc;
 
-pub use downlink::{Downlink, SenderId};
+pub use downlink::{AnswerSource, Downlink, SenderId};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -797,3 +797,12 @@ fn send_layers(
         }
     }
 }
+
+/// A client peer like the kit's own (default codecs, simulcast extensions,
+/// transport-wide feedback on what it receives), with a UDP host candidate
+/// at `addr`: for tests that drive one connection by hand.
+pub fn client_peer(now: Instant, addr: SocketAddr) -> RTCPeerConnection {
+    let mut pc = client_pc(now);
+    add_host_candidate(&mut pc, addr);
+    pc
+}
