@@ -225,7 +225,12 @@ impl Engine {
 
     /// Number of participants.
     pub fn participant_count(&self) -> usize {
-        self.members.len()
+        self.members.values().filter(|m| !m.viewer).count()
+    }
+
+    /// Number of WHEP viewers (not participants).
+    pub fn viewer_count(&self) -> usize {
+        self.members.values().filter(|m| m.viewer).count()
     }
 
     /// Number of published tracks.
@@ -1217,6 +1222,53 @@ mod tests {
 
     fn drain(e: &mut Engine) -> Vec<(usize, Command)> {
         std::iter::from_fn(|| e.poll_command()).collect()
+    }
+
+    #[test]
+    fn viewers_get_the_broadcast_and_cost_the_room_no_notices() {
+        let mut e = Engine::new(EngineConfig::default(), 1);
+        let source = e.join("hall", "source").unwrap().id;
+        e.ready(source);
+        publish_audio(&mut e, source);
+        assert!(e.has_tracks(source));
+        drain(&mut e);
+        std::iter::from_fn(|| e.poll_notice()).for_each(drop);
+
+        let v = e.join_viewer("hall").unwrap();
+        assert!(e.poll_notice().is_none(), "nobody is told about a viewer");
+        assert!(e.room_participants("hall").iter().all(|p| p.id != v));
+        assert_eq!((e.participant_count(), e.viewer_count()), (1, 1));
+        assert!(!e.is_moderator(v));
+        drain(&mut e);
+        e.whep_offer(v, "v=0".into());
+        let cmds = drain(&mut e);
+        let offer = cmds.iter().find_map(|(_, c)| match c {
+            Command::ViewerOffer { sources, .. } => Some(sources.clone()),
+            _ => None,
+        });
+        let sources = offer.expect("the viewer's worker answers");
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources[0].track.participant, source);
+        // The source's packets reach the viewer's worker.
+        assert!(
+            cmds.iter()
+                .any(|(_, c)| matches!(c, Command::AddFanout { .. }))
+                || e.worker_of(v) == e.worker_of(source)
+        );
+
+        // A participant's offer is not a viewer's: ignored.
+        e.whep_offer(source, "v=0".into());
+        assert!(
+            !drain(&mut e)
+                .iter()
+                .any(|(_, c)| matches!(c, Command::ViewerOffer { .. }))
+        );
+
+        e.leave(v);
+        assert!(e.poll_notice().is_none(), "nor about one leaving");
+        assert_eq!(e.viewer_count(), 0);
+        // A bad room name is refused as for participants.
+        assert!(e.join_viewer("../x").is_err());
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub rooms: IntGauge,
     /// Participants connected.
     pub participants: IntGauge,
+    /// WHEP viewers.
+    pub viewers: IntGauge,
     /// Published tracks.
     pub tracks: IntGauge,
     /// Participants per media worker.
@@ -88,6 +90,7 @@ impl Metrics {
         Metrics {
             rooms: gauge(&r, "kaigi_rooms", "Rooms with at least one participant"),
             participants: gauge(&r, "kaigi_participants", "Participants in rooms"),
+            viewers: gauge(&r, "kaigi_viewers", "WHEP viewers watching broadcasts"),
             tracks: gauge(&r, "kaigi_tracks", "Published tracks"),
             worker_participants: gauge_vec(
                 &r,
@@ -174,6 +177,7 @@ impl Metrics {
         sfu.control(|e| {
             self.rooms.set(e.room_count() as i64);
             self.participants.set(e.participant_count() as i64);
+            self.viewers.set(e.viewer_count() as i64);
             self.tracks.set(e.track_count() as i64);
             for (w, n) in e.worker_load().iter().enumerate() {
                 self.worker_participants
