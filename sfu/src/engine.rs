@@ -168,6 +168,8 @@ struct Member {
     /// is not a participant (no notices, not in the list) and never
     /// renegotiates.
     viewer: bool,
+    /// A broadcast source (WHIP): never moderates.
+    source: bool,
 }
 
 /// Track indices a participant may use per connection.
@@ -290,6 +292,22 @@ impl Engine {
         name: &str,
         moderator: bool,
     ) -> Result<Joined, JoinError> {
+        self.join_inner(room, name, moderator, false)
+    }
+
+    /// A broadcast source (a WHIP encoder) joins: a participant that only
+    /// publishes, and never moderates (the first person to join does).
+    pub fn join_source(&mut self, room: &str, name: &str) -> Result<Joined, JoinError> {
+        self.join_inner(room, name, false, true)
+    }
+
+    fn join_inner(
+        &mut self,
+        room: &str,
+        name: &str,
+        moderator: bool,
+        source: bool,
+    ) -> Result<Joined, JoinError> {
         validate_name(room)?;
         match self.rooms.get(room) {
             Some(r) if r.participants.len() >= self.cfg.max_participants_per_room => {
@@ -318,11 +336,14 @@ impl Engine {
             hand_raised: false,
             sharing: false,
             reconnecting: false,
-            moderator: moderator
-                || self
-                    .rooms
-                    .get(room)
-                    .is_none_or(|r| r.participants.is_empty()),
+            // The first person in: sources (encoders) do not count.
+            moderator: !source
+                && (moderator
+                    || self.rooms.get(room).is_none_or(|r| {
+                        r.participants
+                            .iter()
+                            .all(|p| self.members.get(p).is_some_and(|m| m.source))
+                    })),
         };
         let moderator = info.moderator;
         self.members.insert(
@@ -340,6 +361,7 @@ impl Engine {
                 hidden: HashSet::new(),
                 sizes: HashMap::new(),
                 viewer: false,
+                source,
                 paused: HashSet::new(),
             },
         );
@@ -439,6 +461,7 @@ impl Engine {
                 sizes: HashMap::new(),
                 paused: HashSet::new(),
                 viewer: true,
+                source: false,
             },
         );
         self.commands.push_back((
@@ -771,7 +794,11 @@ impl Engine {
             .participants
             .iter()
             .any(|p| self.members.get(p).is_some_and(|m| m.info.moderator));
-        if let (false, Some(&first)) = (has, r.participants.first()) {
+        let first = r
+            .participants
+            .iter()
+            .find(|p| self.members.get(p).is_some_and(|m| !m.source));
+        if let (false, Some(&first)) = (has, first) {
             info!(participant = first, room, "moderator handed over");
             self.set_moderator(first, true);
         }
@@ -1222,6 +1249,18 @@ mod tests {
 
     fn drain(e: &mut Engine) -> Vec<(usize, Command)> {
         std::iter::from_fn(|| e.poll_command()).collect()
+    }
+
+    #[test]
+    fn a_broadcast_source_never_moderates() {
+        let mut e = Engine::new(EngineConfig::default(), 1);
+        let source = e.join_source("hall", "encoder").unwrap().id;
+        assert!(!e.is_moderator(source));
+        let first = e.join("hall", "first person").unwrap().id;
+        assert!(e.is_moderator(first), "the first person, not the encoder");
+        let second = e.join("hall", "second").unwrap().id;
+        e.leave(first);
+        assert!(e.is_moderator(second) && !e.is_moderator(source));
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub async fn post(
         );
     }
 
-    let joined = match state.sfu.control(|e| e.join(&room, &name)) {
+    let joined = match state.sfu.control(|e| e.join_source(&room, &name)) {
         Ok(j) => j,
         Err(e) => {
             return counted(
