@@ -4,6 +4,13 @@
 #
 #   sudo benches/side_by_side.sh [--scenario livestream] [--subscribers 200] [--duration 20]
 #                                [--video-kbps 1000] [--servers "kaigi janus"] [--rooms 1] [--out PATH]
+#                                [--viewers-via ws|whep]
+#
+# --viewers-via whep (kaigi only, livestream): the viewers play the broadcast over WHEP
+# (POST /whep/{room}) instead of joining as /ws participants; the results then go to
+# benches/results/broadcast-<date>-<viewers>.{json,md}:
+#
+#   sudo benches/side_by_side.sh --servers kaigi --viewers-via whep --subscribers 1000 --ramp 50 --duration 20
 #
 # Each server is pinned to CPU 0 (kaigi with one media worker) and the load generator to the other
 # CPUs, so that "per core" means one core and the generator's CPU is never counted as the
@@ -14,6 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF="$ROOT/benches/side_by_side.sh"
 ARGS=("$@")
 SCENARIO=livestream SUBSCRIBERS=200 DURATION=20 KBPS=1000 SERVERS="kaigi janus" RAMP=50 OUT_BASE= ROOMS=1
+VIEWERS_VIA=ws
 while [ $# -gt 0 ]; do
   case "$1" in
     --scenario) SCENARIO=$2; shift 2 ;;
@@ -24,12 +32,16 @@ while [ $# -gt 0 ]; do
     --ramp) RAMP=$2; shift 2 ;;
     --out) OUT_BASE=$2; shift 2 ;;
     --rooms) ROOMS=$2; shift 2 ;;
+    --viewers-via) VIEWERS_VIA=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (network namespace): sudo $0" >&2; exit 2; }
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-export SCENARIO SUBSCRIBERS DURATION KBPS SERVERS RAMP TARGET OUT_BASE ROOMS
+if [ "$VIEWERS_VIA" = whep ] && { [ "$SERVERS" != kaigi ] || [ "$SCENARIO" != livestream ]; }; then
+  echo "--viewers-via whep needs --servers kaigi and --scenario livestream" >&2; exit 2
+fi
+export SCENARIO SUBSCRIBERS DURATION KBPS SERVERS RAMP TARGET OUT_BASE ROOMS VIEWERS_VIA
 
 if [ -z "${KAIGI_SBS_IN_NETNS:-}" ]; then
   # Outside the namespace: build, install Janus if missing (needs the package registry).
@@ -48,7 +60,11 @@ GEN_CPUS=1-$((NCPU - 1))
 RUN=$(mktemp -d)
 trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$RUN"' EXIT
 DAY=$(date -u +%Y-%m-%d)
-OUT=${OUT_BASE:-"$ROOT/benches/results/side-by-side-$DAY-$SCENARIO"}  # without .json/.md
+if [ "$VIEWERS_VIA" = whep ]; then
+  OUT=${OUT_BASE:-"$ROOT/benches/results/broadcast-$DAY-$SUBSCRIBERS"}  # without .json/.md
+else
+  OUT=${OUT_BASE:-"$ROOT/benches/results/side-by-side-$DAY-$SCENARIO"}
+fi
 mkdir -p "$ROOT/benches/results"
 
 wait_http() { # URL
@@ -65,13 +81,14 @@ PY
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 run_server() { # NAME
-  local name=$1 pid url bind metrics=()
+  local name=$1 pid url bind metrics=() via=()
   case "$name" in
     kaigi)
       KAIGI_LIMITS__MAX_PARTICIPANTS_PER_ROOM=5000 taskset -c 0 "$TARGET/release/kaigi" --bind 127.0.0.1 --public-ip 127.0.0.1 \
         --http-port 18443 --media-port 11000 --workers 1 --data-dir "$RUN/kaigi-data" \
         >"$RUN/kaigi.log" 2>&1 &
       pid=$! url=https://127.0.0.1:18443 bind=127.0.0.1 metrics=(--server-metrics https://127.0.0.1:18443/metrics)
+      via=(--viewers-via "$VIEWERS_VIA")
       wait_http "$url/healthz" || { tail "$RUN/kaigi.log"; return 1; }
       ;;
     janus)
@@ -82,10 +99,12 @@ run_server() { # NAME
       wait_http "$url/info" || { tail "$RUN/janus.stdout"; return 1; }
       ;;
   esac
-  echo "[$name] pid $pid; load: $SCENARIO, $ROOMS room(s) of $SUBSCRIBERS subscribers, ${DURATION}s, ${KBPS} kbps" >&2
+  echo "[$name] pid $pid; load: $SCENARIO, $ROOMS room(s) of $SUBSCRIBERS subscribers (via $VIEWERS_VIA), ${DURATION}s, ${KBPS} kbps" >&2
+  grep '^Udp:' /proc/net/snmp | tail -1 >"$RUN/$name.udp0"
   taskset -c "$GEN_CPUS" "$TARGET/release/loadgen" --target "$name" --url "$url" --bind "$bind" \
     --scenario "$SCENARIO" --rooms "$ROOMS" --subscribers "$SUBSCRIBERS" --duration "$DURATION" --ramp "$RAMP" \
-    --video-kbps "$KBPS" --room-prefix "sbs" --server-pid "$pid" "${metrics[@]}" --out "$RUN/$name.json"
+    --video-kbps "$KBPS" --room-prefix "sbs" --server-pid "$pid" "${metrics[@]}" "${via[@]}" --out "$RUN/$name.json"
+  grep '^Udp:' /proc/net/snmp | tail -1 >"$RUN/$name.udp1"
   peak_rss_kib "$pid" >"$RUN/$name.rss"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -108,6 +127,11 @@ for s in servers:
         rows[s] = {"error": "no result"}
         continue
     rss_kib = int(open(f"{run}/{s}.rss").read().strip() or 0)
+    # The namespace's UDP counters over the load (/proc/net/snmp): datagrams dropped at full
+    # receive buffers (on loopback, nearly all at the load generator's sockets) and send errors.
+    udp_hdr = open("/proc/net/snmp").read().split("Udp:")[1].split()[:9]
+    u0, u1 = (open(f"{run}/{s}.udp{i}").read().split()[1:] for i in (0, 1))
+    udp = {k: int(b) - int(a) for k, a, b in zip(udp_hdr, u0, u1)}
     t, c, ss = r["totals"], r["cpu"], r.get("steady_state", {})
     fwd = t["packets_received"]
     cpu_s = c.get("server_cpu_s") or 0.0
@@ -129,6 +153,13 @@ for s in servers:
         "packets_per_cpu_second_steady": round(1e6 / c["server_us_per_packet_steady"]) if c.get("server_us_per_packet_steady") else None,
         "server_cpu_pct_steady": c.get("server_cpu_steady_pct"),
         "server_forward_delay_ms": ss.get("server_forward_delay_ms"),
+        "udp_counters": {k: udp.get(k) for k in ("InDatagrams", "RcvbufErrors", "SndbufErrors", "InErrors")},
+        "loadgen_cpu_pct_steady": c.get("loadgen_cpu_steady_pct"),
+        "server_cpu_pct_whole_run": c.get("server_cpu_pct"),
+        "server_cpu_ms_per_subscriber_second_steady": round(c["server_cpu_steady_pct"] * 10 / subs, 3) if subs and c.get("server_cpu_steady_pct") is not None else None,
+        "viewers_via": r["params"].get("viewers_via", "ws"),
+        "clients": f'{r["clients"]["subscribed"]} of {r["clients"]["planned"]} receiving, {r["clients"]["errors"]} errors'
+                   + (f', {r["clients"].get("whep_deleted", 0)} WHEP sessions DELETEd (2xx)' if r["params"].get("viewers_via") == "whep" else ""),
         "raw": r,
     }
 doc = {"date": datetime.datetime.utcnow().isoformat() + "Z", "commit": commit, "machine": machine,
@@ -136,10 +167,15 @@ doc = {"date": datetime.datetime.utcnow().isoformat() + "Z", "commit": commit, "
 json.dump(doc, open(out + ".json", "w"), indent=2)
 def f(v, unit=""):
     return "—" if v is None else f"{v:,}{unit}"
-lines = [f"# Side by side, {doc['date'][:10]} (commit {commit})", "", f"Machine: {machine}.", "",
+whep = any(v.get("viewers_via") == "whep" for v in rows.values())
+title = "Broadcast: 1 publisher (/ws), viewers over WHEP" if whep else "Side by side"
+lines = [f"# {title}, {doc['date'][:10]} (commit {commit})", "", f"Machine: {machine}.", "",
+         f"Command: `{doc['command']}`", "",
          "| | " + " | ".join(servers) + " |", "|---|" + "---|" * len(servers)]
 def row(label, key, fmt=lambda v: f(v)):
     lines.append(f"| {label} | " + " | ".join(fmt(rows[s].get(key)) if "error" not in rows[s] else "failed" for s in servers) + " |")
+row("viewers via", "viewers_via", lambda v: v or "—")
+row("clients", "clients", lambda v: v or "—")
 row("packets forwarded", "packets_forwarded")
 row("packets/s forwarded", "packets_per_second")
 row("server CPU seconds", "server_cpu_seconds")
@@ -148,15 +184,20 @@ row("CPU µs per forwarded packet, whole run incl. joins", "cpu_us_per_packet")
 row("steady state: server CPU % of one core", "server_cpu_pct_steady")
 row("steady state: CPU µs per forwarded packet", "cpu_us_per_packet_steady")
 row("steady state: packets per CPU-second (one core)", "packets_per_cpu_second_steady")
+row("server CPU % of one core, whole run incl. joins", "server_cpu_pct_whole_run")
+row("steady state: server CPU ms per subscriber per second", "server_cpu_ms_per_subscriber_second_steady")
 row("peak RSS (MiB)", "peak_rss_mib")
 row("RSS per subscriber (KiB)", "rss_per_subscriber_kib")
 row("loss %", "loss_pct")
 row("delay p50 / p99, steady state (ms)", "delay_ms", lambda d: f"{d['p50']} / {d['p99']}" if d else "—")
 row("added forwarding delay p50 / p99, steady state (ms, server's own histogram)", "server_forward_delay_ms",
     lambda d: f"{d['p50']} / {d['p99']}" if d and d.get("p50") is not None else "—")
-row("join p50 / p99 (ms)", "join_ms", lambda d: f"{d['p50']} / {d['p99']}" if d else "—")
-row("join → first packet p50 / p99 (ms)", "first_packet_ms", lambda d: f"{d['p50']} / {d['p99']}" if d else "—")
+row("join p50 / p99 (ms)" + (" (WHEP: POST sent → 201 answer)" if whep else ""), "join_ms", lambda d: f"{d['p50']} / {d['p99']}" if d else "—")
+row("join → first packet p50 / p99 (ms)" + (" (WHEP: POST sent → first RTP)" if whep else ""), "first_packet_ms", lambda d: f"{d['p50']} / {d['p99']}" if d else "—")
 row("load generator CPU s", "loadgen_cpu_seconds")
+row("steady state: load generator CPU % (of its CPUs, all threads)", "loadgen_cpu_pct_steady")
+row("UDP datagrams dropped at full receive buffers / send buffer errors (netns counters)", "udp_counters",
+    lambda u: f"{u['RcvbufErrors']:,} / {u['SndbufErrors']:,}" if u else "—")
 open(out + ".md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

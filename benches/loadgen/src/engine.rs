@@ -39,6 +39,16 @@ pub enum Cmd {
         sdp: String,
         reply: Reply,
     },
+    /// Make client's WHEP viewer peer; reply with its offer.
+    WhepOffer { client: usize, reply: Reply },
+    /// The WHEP answer to the offer POSTed at `posted` (the viewer's join
+    /// time counts from there); reply with an empty string once applied.
+    WhepAnswer {
+        client: usize,
+        posted: Instant,
+        sdp: String,
+        reply: Reply,
+    },
     /// Figures from this instant on also go to the steady-state delay.
     SteadyFrom(Instant),
     /// Stop sending media (the run is ending).
@@ -141,6 +151,36 @@ pub fn run(
                         Ok(sdp)
                     });
                     let _ = reply.send(r.map_err(|e| e.to_string()));
+                }
+                Cmd::WhepOffer { client, reply } => {
+                    let r = Peer::whep(now, &cert, ip).and_then(|(mut p, sdp)| {
+                        let i = peers.len();
+                        poll.registry()
+                            .register(&mut p.sock, Token(i), Interest::READABLE)?;
+                        p.drain(now, run_start, &mut totals);
+                        peers.push(p);
+                        by_client.insert((client, false), i);
+                        Ok(sdp)
+                    });
+                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                }
+                Cmd::WhepAnswer {
+                    client,
+                    posted,
+                    sdp,
+                    reply,
+                } => {
+                    let r = match by_client.get(&(client, false)) {
+                        Some(&i) => {
+                            let p = &mut peers[i];
+                            p.set_started(posted);
+                            let r = p.apply_answer(now, sdp).map(|()| String::new());
+                            p.drain(now, run_start, &mut totals);
+                            r.map_err(|e| e.to_string())
+                        }
+                        None => Err("no such viewer".to_owned()),
+                    };
+                    let _ = reply.send(r);
                 }
                 Cmd::SteadyFrom(t) => totals.steady_from = Some(t),
                 Cmd::StopSending => sending = false,

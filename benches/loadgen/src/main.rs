@@ -38,6 +38,16 @@ enum Target {
     Janus,
 }
 
+/// How non-publishing clients (livestream viewers) reach kaigi.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum ViewersVia {
+    /// As participants, over the /ws protocol.
+    Ws,
+    /// As WHEP players (`POST /whep/{room}`), not participants.
+    Whep,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", about = "Load generator for kaigi (WebRTC SFU)")]
 struct Cli {
@@ -55,6 +65,9 @@ struct Cli {
     /// Per room: viewers (livestream), participants (meeting), listeners (audio-only).
     #[arg(long, default_value_t = 10)]
     subscribers: usize,
+    /// kaigi, livestream: viewers join as /ws participants or as WHEP players.
+    #[arg(long, value_enum, default_value = "ws")]
+    viewers_via: ViewersVia,
     /// Per room: speakers (audio-only).
     #[arg(long, default_value_t = 10)]
     speakers: usize,
@@ -124,7 +137,13 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
         cli.bind.is_loopback(),
         "--bind must be a loopback address (127.0.0.0/8): this tool never leaves the machine"
     );
+    anyhow::ensure!(
+        cli.viewers_via == ViewersVia::Ws
+            || (cli.target == Target::Kaigi && cli.scenario == Scenario::Livestream),
+        "--viewers-via whep needs --target kaigi and --scenario livestream (one publisher per room)"
+    );
     let clients = plan.clients(&cli.room_prefix);
+    let whep_base = signal::whep::base_url(&cli.url);
     let url = ws_url(&cli.url);
     let tls = signal::tls::insecure_client_config()?;
     let _ = clock::epoch();
@@ -145,6 +164,15 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
         tokio::time::sleep_until((run_start + gap * i as u32).into()).await;
         let media = engines.for_client(spec.index).clone();
         tasks.push(match cli.target {
+            Target::Kaigi if cli.viewers_via == ViewersVia::Whep && spec.publish.is_none() => {
+                tokio::spawn(signal::whep::run_viewer(
+                    whep_base.clone(),
+                    tls.clone(),
+                    spec.clone(),
+                    media,
+                    stop_rx.clone(),
+                ))
+            }
             Target::Kaigi => tokio::spawn(run_client(
                 url.clone(),
                 tls.clone(),
@@ -182,16 +210,21 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
     );
     // The server's CPU over the steady window too: joins (DTLS handshakes) out.
     let run_end = ramp_done + Duration::from_secs(cli.duration);
-    let steady_cpu0 = if steady_from < run_end {
+    let (steady_cpu0, self_steady_cpu0) = if steady_from < run_end {
         tokio::time::sleep_until(steady_from.into()).await;
-        server_pid.as_deref().and_then(cpu_seconds)
+        (
+            server_pid.as_deref().and_then(cpu_seconds),
+            cpu_seconds("self"),
+        )
     } else {
-        None
+        (None, None)
     };
     let delay0 = forward_delay(cli.server_metrics.clone()).await;
     tokio::time::sleep_until(run_end.into()).await;
     let media_end = Instant::now();
     let steady_cpu = steady_cpu0.and_then(|c0| Some(cpu_seconds(server_pid.as_deref()?)? - c0));
+    // The generator's own CPU over the window: is it the bottleneck?
+    let self_steady_cpu = self_steady_cpu0.and_then(|c0| Some(cpu_seconds("self")? - c0));
     let server_delay = match (delay0, forward_delay(cli.server_metrics.clone()).await) {
         (Some(a), Some(b)) => Some(b.since(&a).summary_ms()),
         _ => None,
@@ -248,13 +281,15 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
         "params": {
             "rooms": cli.rooms, "subscribers": cli.subscribers, "speakers": cli.speakers,
             "duration_s": cli.duration, "ramp_per_s": cli.ramp, "video_kbps": cli.video_kbps,
-            "fps": cli.fps, "bind": cli.bind, "keyframe_interval_s": cli.keyframe_interval, "threads": cli.threads,
+            "fps": cli.fps, "bind": cli.bind, "viewers_via": cli.viewers_via, "keyframe_interval_s": cli.keyframe_interval, "threads": cli.threads,
         },
         "clients": {
             "planned": clients.len(),
             "welcomed": reports.iter().filter(|r| r.welcome_us.is_some()).count(),
             "subscribed": totals.first_packet.len(),
             "errors": errors.len(),
+            "whep_not_live_retries": reports.iter().map(|r| r.whep_not_live).sum::<u64>(),
+            "whep_deleted": reports.iter().filter(|r| r.whep_deleted).count(),
             "error_samples": errors.iter().take(5).collect::<Vec<_>>(),
             "engine_errors": notes.errors.iter().take(5).collect::<Vec<_>>(),
         },
@@ -290,6 +325,9 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
             "wall_s": (wall * 100.0).round() / 100.0,
             "loadgen_cpu_s": (cpu_media * 100.0).round() / 100.0,
             "loadgen_cpu_pct": (cpu_media / wall * 1000.0).round() / 10.0,
+            "loadgen_cpu_steady_pct": self_steady_cpu
+                .filter(|_| steady_secs > 0.0)
+                .map(|c| (c / steady_secs * 1000.0).round() / 10.0),
             "server_cpu_s": server_cpu.map(|c| (c * 100.0).round() / 100.0),
             "server_cpu_pct": server_cpu.map(|c| (c / wall * 1000.0).round() / 10.0),
             "server_cpu_steady_s": steady_cpu.map(|c| (c * 1000.0).round() / 1000.0),
@@ -303,7 +341,11 @@ async fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
         "notes": {
             "audio_level_negotiated": notes.audio_level_negotiated,
             "send_dropped": notes.send_dropped,
-            "join_ms": "connect start → welcome (kaigi) / joined or attached (janus); connect_ms: → subscribe PC connected; first_packet_ms: → first RTP on the subscribe PC",
+            "join_ms": if cli.viewers_via == ViewersVia::Whep {
+                "viewers: WHEP POST sent → 201 answer (the publisher: connect start → welcome); connect_ms: POST sent → viewer PC connected; first_packet_ms: POST sent → first RTP"
+            } else {
+                "connect start → welcome (kaigi) / joined or attached (janus); connect_ms: → subscribe PC connected; first_packet_ms: → first RTP on the subscribe PC"
+            },
             "delay": "send stamp = last 8 payload bytes, µs on the process's monotonic clock",
             "server_forward_delay": "kaigi_forward_delay_seconds over the steady window: receive → copies handed to the kernel, per incoming media packet, from the server's own histogram",
         },

@@ -3,7 +3,8 @@
 //!
 //! A *publish* peer offers audio and/or video (sendonly), and once
 //! connected writes Opus and VP8 packets on its own schedule. A *subscribe*
-//! peer answers kaigi's offers and counts what arrives, per SSRC. The media
+//! peer answers kaigi's offers and counts what arrives, per SSRC; a WHEP
+//! viewer is a subscribe peer that makes the (receive-only) offer itself. The media
 //! thread (`engine`) owns the peers and drives them: datagrams in, the time,
 //! datagrams out.
 
@@ -26,11 +27,11 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
     RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
@@ -295,12 +296,43 @@ impl Peer {
         })
     }
 
-    /// Applies the publish answer; learns payload types and extension ids.
+    /// A WHEP viewer: a subscribe peer with receive-only audio and video
+    /// transceivers, and its offer.
+    pub fn whep(now: Instant, cert: &RTCCertificate, ip: IpAddr) -> anyhow::Result<(Self, String)> {
+        let mut peer = Self::subscribe(now, cert, now, ip)?;
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            peer.pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )?;
+        }
+        let offer = peer.pc.create_offer(None)?;
+        let sdp = offer.sdp.clone();
+        peer.pc.set_local_description(now, offer)?;
+        Ok((peer, sdp))
+    }
+
+    /// When the client started joining (join, connect and first-packet
+    /// times count from it).
+    pub fn set_started(&mut self, started: Instant) {
+        self.started = started;
+    }
+
+    /// Applies the answer to this peer's offer: a publish peer learns
+    /// payload types and extension ids, a WHEP viewer the clock rates.
     pub fn apply_answer(&mut self, now: Instant, sdp: String) -> anyhow::Result<()> {
+        let clocks = rtpmap_clocks(&sdp);
         self.pc
             .set_remote_description(now, RTCSessionDescription::answer(sdp)?)?;
-        let Role::Publish(p) = &mut self.role else {
-            return Ok(());
+        let p = match &mut self.role {
+            Role::Publish(p) => p,
+            Role::Subscribe(s) => {
+                s.clocks = clocks;
+                return Ok(());
+            }
         };
         for s in [
             p.audio.as_mut().map(|a| &mut a.0),

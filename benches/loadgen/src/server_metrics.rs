@@ -4,14 +4,9 @@
 //! the server itself adds, which the end-to-end delay cannot isolate when
 //! the generator shares the machine.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
-use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::signal::http::parse_response;
+use crate::signal::http::{exchange, parse_response};
 use crate::signal::tls::insecure_client_config;
 
 /// A Prometheus histogram: cumulative counts per upper bound.
@@ -107,39 +102,8 @@ pub fn parse_histogram(text: &str, name: &str) -> Option<PromHistogram> {
 /// `GET url` (http:// or https://, certificate not checked: loopback test
 /// servers only); the body. Blocking, for `spawn_blocking`.
 pub fn fetch(url: &str) -> anyhow::Result<String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        bail!("not an http(s) URL: {url}");
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let tcp =
-        TcpStream::connect(authority).with_context(|| format!("connecting to {authority}"))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    let mut buf = Vec::new();
-    if tls {
-        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
-        let conn = rustls::ClientConnection::new(insecure_client_config()?, name)?;
-        let mut s = rustls::StreamOwned::new(conn, tcp);
-        s.write_all(req.as_bytes())?;
-        // Servers may close without close_notify; what was read is complete
-        // when the headers' length says so, which parse_response checks.
-        if let Err(e) = s.read_to_end(&mut buf)
-            && buf.is_empty()
-        {
-            return Err(e.into());
-        }
-    } else {
-        let mut s = tcp;
-        s.write_all(req.as_bytes())?;
-        s.read_to_end(&mut buf)?;
-    }
-    Ok(String::from_utf8(parse_response(&buf)?)?)
+    let raw = exchange(url, "GET", None, &insecure_client_config()?)?;
+    Ok(String::from_utf8(parse_response(&raw)?)?)
 }
 
 #[cfg(test)]

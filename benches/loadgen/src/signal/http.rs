@@ -1,6 +1,11 @@
 //! A minimal HTTP/1.1 JSON client over plain TCP (one connection per
 //! request, `Connection: close`), enough for Janus's HTTP API on loopback.
-//! Handles `Content-Length` and chunked bodies.
+//! Handles `Content-Length` and chunked bodies. [`exchange`] is a blocking
+//! one-shot request over http:// or https:// (kaigi's /metrics and /whep).
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -62,6 +67,80 @@ impl Endpoint {
         let body = parse_response(&buf)?;
         Ok(serde_json::from_slice(&body)?)
     }
+}
+
+/// One request to `url` (http:// or https://; over TLS with `tls`, which on
+/// loopback accepts the server's self-signed certificate), `Connection:
+/// close`; the raw response. `body` is `(content type, bytes)`. Blocking,
+/// for `spawn_blocking`.
+pub fn exchange(
+    url: &str,
+    method: &str,
+    body: Option<(&str, &str)>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> anyhow::Result<Vec<u8>> {
+    let (secure, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        bail!("not an http(s) URL: {url}");
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let tcp = std::net::TcpStream::connect(authority)
+        .with_context(|| format!("connecting to {authority}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    match body {
+        Some((ctype, b)) => req.push_str(&format!(
+            "Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => req.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    let mut buf = Vec::new();
+    if secure {
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
+        let conn = rustls::ClientConnection::new(tls.clone(), name)?;
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        s.write_all(req.as_bytes())?;
+        // Servers may close without close_notify; what was read is complete
+        // when the headers' length says so, which the caller checks.
+        if let Err(e) = s.read_to_end(&mut buf)
+            && buf.is_empty()
+        {
+            return Err(e.into());
+        }
+    } else {
+        let mut s = tcp;
+        s.write_all(req.as_bytes())?;
+        s.read_to_end(&mut buf)?;
+    }
+    Ok(buf)
+}
+
+/// The status code and a header's value (case-insensitive name) of a raw
+/// response.
+pub fn status_and_header(buf: &[u8], name: &str) -> anyhow::Result<(u16, Option<String>)> {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let head = std::str::from_utf8(&buf[..end])?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status")?;
+    let value = head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    });
+    Ok((status, value))
 }
 
 /// The body of a complete HTTP/1.1 response, checked for a 2xx status.

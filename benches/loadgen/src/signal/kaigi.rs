@@ -30,13 +30,17 @@ pub struct ClientSpec {
 /// What the signaling side measured for one client.
 #[derive(Debug, Default, Clone)]
 pub struct ClientReport {
-    /// Start → `welcome`, µs.
+    /// Start → `welcome`, µs (WHEP viewers: POST sent → `201`).
     pub welcome_us: Option<u64>,
     /// Start → `publish_answer`, µs.
     pub publish_answer_us: Option<u64>,
     /// Start → first `subscribe_offer`, µs.
     pub first_offer_us: Option<u64>,
     pub subscribe_offers: u64,
+    /// WHEP viewers: `404` (not live yet) answers before the `201`.
+    pub whep_not_live: u64,
+    /// WHEP viewers: the session was DELETEd at the end.
+    pub whep_deleted: bool,
     pub error: Option<String>,
 }
 

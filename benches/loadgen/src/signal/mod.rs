@@ -1,12 +1,14 @@
 //! Signaling clients: how a load-generator client joins a room and trades
 //! SDP with the server. `kaigi` speaks kaigi's /ws protocol
 //! (docs/protocol.md); `janus` speaks Janus's videoroom plugin over its
-//! HTTP API, for a side-by-side run.
+//! HTTP API, for a side-by-side run; `whep` plays a kaigi broadcast as a
+//! WHEP viewer (`POST /whep/{room}`), not a participant.
 
 pub mod http;
 pub mod janus;
 pub mod kaigi;
 pub mod tls;
+pub mod whep;
 
 use std::time::Instant;
 
