@@ -83,9 +83,9 @@ pub struct AppState {
     /// Resume tokens of participants in rooms: token → (participant, role).
     pub resumes: Mutex<HashMap<String, (ParticipantId, crate::auth::Role)>>,
     /// WHIP ingest sessions.
-    pub ingests: crate::whip::Ingests,
+    pub ingests: crate::sdp_http::Sessions,
     /// WHEP viewer sessions.
-    pub viewers: crate::whip::Ingests,
+    pub viewers: crate::sdp_http::Sessions,
 }
 
 impl AppState {
@@ -108,9 +108,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ws", get(crate::ws::handler))
         .route(
             "/whip/{room}",
-            post(crate::whip::post).options(crate::whip::options).layer(
-                axum::extract::DefaultBodyLimit::max(crate::whip::MAX_OFFER_BYTES),
-            ),
+            post(crate::whip::post)
+                .options(crate::sdp_http::options)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::sdp_http::MAX_OFFER_BYTES,
+                )),
         )
         .route(
             "/whip/{room}/{resource}",
@@ -118,9 +120,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/whep/{room}",
-            post(crate::whep::post).options(crate::whip::options).layer(
-                axum::extract::DefaultBodyLimit::max(crate::whip::MAX_OFFER_BYTES),
-            ),
+            post(crate::whep::post)
+                .options(crate::sdp_http::options)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::sdp_http::MAX_OFFER_BYTES,
+                )),
         )
         .route(
             "/whep/{room}/{resource}",

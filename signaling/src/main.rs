@@ -6,6 +6,7 @@ mod http;
 mod meeting;
 mod metrics;
 mod protocol;
+mod sdp_http;
 mod tls;
 mod whep;
 mod whip;

@@ -1,67 +1,31 @@
 //! WHIP ingest (RFC 9725): an encoder (OBS, FFmpeg, a hardware encoder)
 //! `POST`s its SDP offer to `/whip/{room}` and publishes into the room like a
-//! participant that only sends. `DELETE` on the returned resource ends it.
-//!
-//! The session has no signaling channel of its own: it lives as long as its
-//! resource exists and its connection is up (a failed connection, ICE consent
-//! lost for 30 s, ends it as a `DELETE` would).
+//! participant that only sends (and never moderates). `DELETE` on the
+//! returned resource ends it; so does its connection failing (ICE consent
+//! lost for 30 s). The HTTP session itself is [`crate::sdp_http`]'s.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
-
-use sfu::ParticipantId;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use tracing::{debug, info};
 
 use crate::auth::Role;
-use crate::http::{AppState, SessionHandle};
+use crate::http::AppState;
 use crate::protocol::ServerMsg;
+use crate::sdp_http::{self, Refusal};
 
-/// Largest offer accepted (a real one is a few KiB).
-pub const MAX_OFFER_BYTES: usize = 64 * 1024;
-/// How long the media server may take to answer.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Name shown to the room for an ingest without a name in its token.
 const DEFAULT_NAME: &str = "配信 / Broadcast";
-
-/// One ingest session.
-#[derive(Debug, Clone)]
-pub struct Ingest {
-    /// Its room.
-    pub room: String,
-    /// Its participant in the room.
-    pub id: ParticipantId,
-}
-
-/// Ingest sessions by resource id (the last path segment of `Location`).
-pub type Ingests = std::sync::Mutex<std::collections::HashMap<String, Ingest>>;
-
-pub(crate) fn reply(status: StatusCode, reason: impl Into<String>) -> Response {
-    let mut body = reason.into();
-    body.push('\n');
-    (status, body).into_response()
-}
 
 /// Who may publish: a `publisher` (or `moderator`) token for this room, or
 /// the room's stream key from the configuration. Gives the name the token
 /// carries, or why the request is refused.
 fn authorize(state: &AppState, room: &str, headers: &HeaderMap) -> Result<Option<String>, String> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err("a bearer token is required".into());
-    };
-    let Some(token) = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
-        return Err("the Authorization header is not a bearer token".into());
-    };
+    let token = sdp_http::bearer(headers)?;
     if let Some(key) = state.config.auth.stream_keys.get(room)
         && constant_time_eq(key.as_bytes(), token.as_bytes())
     {
@@ -78,23 +42,20 @@ fn authorize(state: &AppState, room: &str, headers: &HeaderMap) -> Result<Option
     }
 }
 
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub(crate) fn resource_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Whether an answer accepts at least one m-section (a rejected one has port 0).
+fn accepts_media(answer: &str) -> bool {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("m="))
+        .any(|m| m.split_whitespace().nth(1).is_some_and(|port| port != "0"))
 }
 
-/// Counts a request's outcome and answers it.
-fn counted(state: &AppState, result: &'static str, res: Response) -> Response {
-    state
-        .metrics
-        .whip_requests
-        .with_label_values(&[result])
-        .inc();
-    res
+fn ingests(state: &AppState) -> &sdp_http::Sessions {
+    &state.ingests
 }
 
 /// `POST /whip/{room}`: the encoder's offer in, kaigi's answer out.
@@ -104,66 +65,26 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if state.draining() {
-        return counted(
-            &state,
-            "draining",
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is shutting down",
-            ),
-        );
-    }
-    if sfu::room::validate_name(&room).is_err() {
-        return counted(
-            &state,
-            "bad_room",
-            reply(
-                StatusCode::BAD_REQUEST,
-                "invalid room name: use 1-64 letters A-Z a-z, digits, '-', '_' or '.'",
-            ),
-        );
-    }
-    let name = match authorize(&state, &room, &headers) {
-        Ok(name) => name.unwrap_or_else(|| DEFAULT_NAME.to_owned()),
-        Err(why) => {
-            let mut res = reply(StatusCode::UNAUTHORIZED, why);
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return counted(&state, "unauthorized", res);
+    let counter = &state.metrics.whip_requests;
+    match ingest(&state, &room, &headers, &body).await {
+        Ok(res) => {
+            counter.with_label_values(&["ok"]).inc();
+            res
         }
-    };
-    let sdp_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/sdp"));
-    if !sdp_type {
-        return counted(
-            &state,
-            "bad_content_type",
-            reply(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the offer must be sent as Content-Type: application/sdp",
-            ),
-        );
+        Err(refusal) => refusal.respond(counter),
     }
-    let Ok(offer) = std::str::from_utf8(&body) else {
-        return counted(
-            &state,
-            "bad_sdp",
-            reply(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text"),
-        );
-    };
-    if !offer.trim_start().starts_with("v=0") {
-        return counted(
-            &state,
-            "bad_sdp",
-            reply(
-                StatusCode::BAD_REQUEST,
-                "the body is not an SDP offer (no v=0)",
-            ),
-        );
-    }
+}
+
+async fn ingest(
+    state: &Arc<AppState>,
+    room: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Refusal> {
+    let offer = sdp_http::check_offer(state, room, headers, body)?;
+    let name = authorize(state, room, headers)
+        .map_err(|why| Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?
+        .unwrap_or_else(|| DEFAULT_NAME.to_owned());
     if state
         .ingests
         .lock()
@@ -171,157 +92,38 @@ pub async fn post(
         .values()
         .any(|i| i.room == room)
     {
-        return counted(
-            &state,
+        return Err(Refusal::new(
+            StatusCode::CONFLICT,
             "busy",
-            reply(
-                StatusCode::CONFLICT,
-                "this room already has a broadcast source; DELETE it first",
-            ),
-        );
+            "this room already has a broadcast source; DELETE it first",
+        ));
     }
-
-    let joined = match state.sfu.control(|e| e.join_source(&room, &name)) {
-        Ok(j) => j,
-        Err(e) => {
-            return counted(
-                &state,
-                "refused",
-                reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            );
-        }
-    };
+    let joined = state
+        .sfu
+        .control(|e| e.join_source(room, &name))
+        .map_err(|e| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "refused", e.to_string()))?;
     let id = joined.id;
-    // Notices for the ingest arrive here; the answer first.
-    let (tx, mut rx) = mpsc::channel::<ServerMsg>(64);
-    let kill = Arc::new(tokio::sync::Notify::new());
-    state.sessions.lock().expect("sessions").insert(
-        id,
-        SessionHandle {
-            tx,
-            kill: kill.clone(),
-            ends_with_peer: true,
-        },
-    );
+    let mut pending = sdp_http::register(state, id);
     debug!(room, participant = id, offer, "WHIP offer");
     // Not `ready`: an ingest is subscribed to nothing.
     state.sfu.control(|e| e.publish_offer(id, offer.to_owned()));
-    let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
-        while let Some(msg) = rx.recv().await {
-            match msg {
-                ServerMsg::PublishAnswer { sdp } => return Ok(sdp),
-                ServerMsg::Error { code, message } => return Err((code, message)),
-                _ => {}
-            }
-        }
-        Err(("internal".into(), "the session closed".into()))
-    })
-    .await;
-    let failed = |state: &AppState| {
-        state.sessions.lock().expect("sessions").remove(&id);
-        state.sfu.control(|e| e.leave(id));
-    };
-    let answer = match answer {
-        Ok(Ok(sdp)) => sdp,
-        Ok(Err((code, message))) => {
-            failed(&state);
-            warn!(room, code, message, "WHIP offer refused");
-            return counted(
-                &state,
-                "bad_sdp",
-                reply(
-                    StatusCode::BAD_REQUEST,
-                    format!("the offer was refused: {message}"),
-                ),
-            );
-        }
-        Err(_) => {
-            failed(&state);
-            return counted(
-                &state,
-                "timeout",
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the media server did not answer in time",
-                ),
-            );
-        }
-    };
+    let answer = pending
+        .answer(state, |msg| match msg {
+            ServerMsg::PublishAnswer { sdp } => Some(sdp),
+            _ => None,
+        })
+        .await?;
     if !accepts_media(&answer) {
-        failed(&state);
-        return counted(
-            &state,
+        pending.abandon(state);
+        return Err(Refusal::new(
+            StatusCode::NOT_ACCEPTABLE,
             "no_codec",
-            reply(
-                StatusCode::NOT_ACCEPTABLE,
-                "none of the offered codecs can be received: send H.264 (packetization-mode 1), VP8 or VP9 video and Opus audio",
-            ),
-        );
+            "none of the offered codecs can be received: send H.264 (packetization-mode 1), VP8 or VP9 video and Opus audio",
+        ));
     }
     debug!(room, participant = id, answer, "WHIP answer");
-    let resource = resource_id();
-    state.ingests.lock().expect("ingests").insert(
-        resource.clone(),
-        Ingest {
-            room: room.clone(),
-            id,
-        },
-    );
     info!(room, participant = id, "WHIP ingest started");
-    // The session ends when its connection fails or its resource is deleted.
-    {
-        let (state, resource) = (state.clone(), resource.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = kill.notified() => break,
-                    msg = rx.recv() => if msg.is_none() { break },
-                }
-            }
-            end(&state, &resource, "connection lost");
-        });
-    }
-    let location = format!("/whip/{room}/{resource}");
-    let mut res = (StatusCode::CREATED, answer).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/sdp"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        h.insert(header::LOCATION, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{resource}\"")) {
-        h.insert(header::ETAG, v);
-    }
-    counted(&state, "ok", res)
-}
-
-/// Whether an answer accepts at least one m-section (a rejected one has port 0).
-pub(crate) fn accepts_media(answer: &str) -> bool {
-    answer
-        .lines()
-        .filter_map(|l| l.strip_prefix("m="))
-        .any(|m| m.split_whitespace().nth(1).is_some_and(|port| port != "0"))
-}
-
-/// Ends an ingest (idempotent): its participant leaves the room.
-fn end(state: &AppState, resource: &str, why: &str) -> bool {
-    let Some(ingest) = state.ingests.lock().expect("ingests").remove(resource) else {
-        return false;
-    };
-    // Stops the session's task (when DELETE, not the connection, ends it).
-    if let Some(h) = state.sessions.lock().expect("sessions").remove(&ingest.id) {
-        h.kill.notify_one();
-    }
-    state.sfu.control(|e| e.leave(ingest.id));
-    info!(
-        room = ingest.room,
-        participant = ingest.id,
-        why,
-        "WHIP ingest ended"
-    );
-    true
+    Ok(pending.start(state, "whip", room, answer, ingests))
 }
 
 /// `DELETE /whip/{room}/{resource}`: the encoder stops.
@@ -329,74 +131,17 @@ pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path((room, resource)): Path<(String, String)>,
 ) -> Response {
-    let known = state
-        .ingests
-        .lock()
-        .expect("ingests")
-        .get(&resource)
-        .is_some_and(|i| i.room == room);
-    if !known || !end(&state, &resource, "deleted") {
-        return reply(StatusCode::NOT_FOUND, "no such WHIP session");
-    }
-    StatusCode::OK.into_response()
+    sdp_http::delete(&state, &state.ingests, &room, &resource)
 }
 
-/// `PATCH /whip/{room}/{resource}`: trickled candidates. kaigi is ICE-lite
-/// and learns the encoder's addresses from its checks, so they are accepted
-/// and not needed; an ICE restart is not supported.
+/// `PATCH /whip/{room}/{resource}`: trickle (not needed), ICE restart (refused).
 pub async fn patch(
     State(state): State<Arc<AppState>>,
     Path((room, resource)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let known = state
-        .ingests
-        .lock()
-        .expect("ingests")
-        .get(&resource)
-        .is_some_and(|i| i.room == room);
-    if !known {
-        return reply(StatusCode::NOT_FOUND, "no such WHIP session");
-    }
-    patch_reply(&headers, &body)
-}
-
-/// The answer to a PATCH on a known session: trickle accepted (not
-/// needed: kaigi is ICE-lite), an ICE restart refused.
-pub(crate) fn patch_reply(headers: &HeaderMap, body: &[u8]) -> Response {
-    let frag = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/trickle-ice-sdpfrag")
-        });
-    if !frag {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "PATCH takes application/trickle-ice-sdpfrag",
-        );
-    }
-    // A fragment with new credentials asks for an ICE restart.
-    let restart = String::from_utf8_lossy(body)
-        .lines()
-        .any(|l| l.starts_with("a=ice-ufrag:") || l.starts_with("a=ice-pwd:"));
-    if restart {
-        return reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "ICE restarts are not supported: DELETE the session and POST a new offer",
-        );
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// `OPTIONS /whip/{room}`: what the endpoint takes.
-pub async fn options() -> Response {
-    let mut res = StatusCode::NO_CONTENT.into_response();
-    res.headers_mut()
-        .insert("accept-post", HeaderValue::from_static("application/sdp"));
-    res
+    sdp_http::patch(&state.ingests, &room, &resource, &headers, &body)
 }
 
 #[cfg(test)]
@@ -419,13 +164,5 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
-
-    #[test]
-    fn resource_ids_are_unguessable_hex() {
-        let (a, b) = (resource_id(), resource_id());
-        assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
     }
 }
