@@ -316,18 +316,7 @@ impl Engine {
             None if self.rooms.len() >= self.cfg.max_rooms => return Err(JoinError::TooManyRooms),
             _ => {}
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let worker = (0..self.load.len())
-            .min_by_key(|&w| self.load[w])
-            .unwrap_or(0);
-        self.load[worker] += 1;
-        let publish_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
-        let subscribe_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
-        self.routes
-            .push_back(Route::Add(publish_ice.0.clone(), worker));
-        self.routes
-            .push_back(Route::Add(subscribe_ice.0.clone(), worker));
+        let (id, worker) = self.place();
         let info = ParticipantInfo {
             id,
             name: name.to_owned(),
@@ -346,34 +335,7 @@ impl Engine {
                     })),
         };
         let moderator = info.moderator;
-        self.members.insert(
-            id,
-            Member {
-                room: room.to_owned(),
-                worker,
-                info: info.clone(),
-                ufrags: [publish_ice.0.clone(), subscribe_ice.0.clone()],
-                ready: false,
-                subscribed: HashSet::new(),
-                held: [false; 2],
-                screen_tracks: HashSet::new(),
-                epoch: 0,
-                hidden: HashSet::new(),
-                sizes: HashMap::new(),
-                viewer: false,
-                source,
-                paused: HashSet::new(),
-            },
-        );
-        self.commands.push_back((
-            worker,
-            Command::AddParticipant {
-                participant: id,
-                publish_ice,
-                subscribe_ice,
-                first_track: 0,
-            },
-        ));
+        self.add_member(id, room, worker, info.clone(), false, source);
         let others = self.room_participants(room);
         self.rooms
             .entry(room.to_owned())
@@ -416,24 +378,32 @@ impl Engine {
         }
     }
 
-    /// A WHEP viewer joins `room`: it is placed on the least loaded worker
-    /// like a participant, but it is not one (no notices either way, not in
-    /// the participant list, never moderator), so that thousands of viewers
-    /// cost the room nothing. Its client's offer comes with [`Engine::whep_offer`].
-    pub fn join_viewer(&mut self, room: &str) -> Result<ParticipantId, JoinError> {
-        validate_name(room)?;
-        if !self.rooms.contains_key(room) && self.rooms.len() >= self.cfg.max_rooms {
-            return Err(JoinError::TooManyRooms);
-        }
+    /// A new id, on the least loaded worker.
+    fn place(&mut self) -> (ParticipantId, usize) {
         let id = self.next_id;
         self.next_id += 1;
         let worker = (0..self.load.len())
             .min_by_key(|&w| self.load[w])
             .unwrap_or(0);
         self.load[worker] += 1;
-        // The publish credentials are never used: a viewer does not publish.
+        (id, worker)
+    }
+
+    /// Records a member and has its worker host it, with fresh ICE
+    /// credentials routed there.
+    fn add_member(
+        &mut self,
+        id: ParticipantId,
+        room: &str,
+        worker: usize,
+        info: ParticipantInfo,
+        viewer: bool,
+        source: bool,
+    ) {
         let publish_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
         let subscribe_ice = (self.rng.ice_string(16), self.rng.ice_string(32));
+        self.routes
+            .push_back(Route::Add(publish_ice.0.clone(), worker));
         self.routes
             .push_back(Route::Add(subscribe_ice.0.clone(), worker));
         self.members.insert(
@@ -441,16 +411,7 @@ impl Engine {
             Member {
                 room: room.to_owned(),
                 worker,
-                info: ParticipantInfo {
-                    id,
-                    name: String::new(),
-                    audio_muted: false,
-                    video_muted: false,
-                    hand_raised: false,
-                    sharing: false,
-                    reconnecting: false,
-                    moderator: false,
-                },
+                info,
                 ufrags: [publish_ice.0.clone(), subscribe_ice.0.clone()],
                 ready: false,
                 subscribed: HashSet::new(),
@@ -460,8 +421,8 @@ impl Engine {
                 hidden: HashSet::new(),
                 sizes: HashMap::new(),
                 paused: HashSet::new(),
-                viewer: true,
-                source: false,
+                viewer,
+                source,
             },
         );
         self.commands.push_back((
@@ -473,6 +434,29 @@ impl Engine {
                 first_track: 0,
             },
         ));
+    }
+
+    /// A WHEP viewer joins `room`: it is placed on the least loaded worker
+    /// like a participant, but it is not one (no notices either way, not in
+    /// the participant list, never moderator), so that thousands of viewers
+    /// cost the room nothing. Its client's offer comes with [`Engine::whep_offer`].
+    pub fn join_viewer(&mut self, room: &str) -> Result<ParticipantId, JoinError> {
+        validate_name(room)?;
+        if !self.rooms.contains_key(room) && self.rooms.len() >= self.cfg.max_rooms {
+            return Err(JoinError::TooManyRooms);
+        }
+        let (id, worker) = self.place();
+        let info = ParticipantInfo {
+            id,
+            name: String::new(),
+            audio_muted: false,
+            video_muted: false,
+            hand_raised: false,
+            sharing: false,
+            reconnecting: false,
+            moderator: false,
+        };
+        self.add_member(id, room, worker, info, true, false);
         self.rooms
             .entry(room.to_owned())
             .or_default()
