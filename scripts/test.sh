@@ -74,7 +74,7 @@ step() {
 }
 
 # --- setup: Debian packages and npm packages, installed only when missing -------------------------
-APT_PACKAGES=(chromium chromium-driver libopus-dev pkg-config iptables iproute2 python3-venv)
+APT_PACKAGES=(chromium chromium-driver libopus-dev pkg-config iptables iproute2 python3-venv ffmpeg)
 
 install_apt() {
   local missing=() p

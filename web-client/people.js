@@ -20,6 +20,7 @@ import { initials, avatarColor } from './grid.js';
  * @property {boolean} handRaised
  * @property {boolean} moderator
  * @property {boolean} [reconnecting]
+ * @property {boolean} [live]  viewers of the broadcast see this person
  */
 
 /**
@@ -27,6 +28,7 @@ import { initials, avatarColor } from './grid.js';
  * @typedef {object} ModActions
  * @property {(id: string) => void} mute
  * @property {(id: string) => void} remove
+ * @property {(id: string | null) => void} setLive  put someone live for the viewers (null: the default)
  */
 
 /**
@@ -112,6 +114,12 @@ function personItem(p, actions) {
     r.textContent = ` ${t('people.reconnecting')}`;
     label.append(r);
   }
+  if (p.live) {
+    const onAir = document.createElement('span');
+    onAir.className = 'person-live';
+    onAir.textContent = ` ${t('people.live')}`;
+    label.append(onAir);
+  }
   if (p.moderator) {
     const role = document.createElement('span');
     role.className = 'person-role';
@@ -126,13 +134,20 @@ function personItem(p, actions) {
   if (p.micMuted) marks.append(mark('micOff', t('people.micMuted')));
   if (p.camOff) marks.append(mark('camOff', t('people.camOff')));
   li.append(avatar, label, marks);
-  if (actions && !p.me) {
+  if (actions) {
     const acts = document.createElement('span');
     acts.className = 'person-actions';
-    if (!p.micMuted) {
+    if (p.live) {
+      acts.append(actionButton(t('people.unsetLive'), t('people.unsetLiveName', { name: p.name }), 'unset-live', () => actions.setLive(null)));
+    } else if (p.id) {
+      acts.append(actionButton(t('people.setLive'), t('people.setLiveName', { name: p.name }), 'set-live', () => actions.setLive(p.id)));
+    }
+    if (!p.me && !p.micMuted) {
       acts.append(actionButton(t('people.mute'), t('people.muteName', { name: p.name }), 'mute', () => actions.mute(p.id)));
     }
-    acts.append(actionButton(t('people.remove'), t('people.removeName', { name: p.name }), 'remove', () => actions.remove(p.id)));
+    if (!p.me) {
+      acts.append(actionButton(t('people.remove'), t('people.removeName', { name: p.name }), 'remove', () => actions.remove(p.id)));
+    }
     li.append(acts);
   }
   return li;

@@ -14,7 +14,7 @@
  * `welcome`, `participantjoined`, `participantleft`, `participantupdated`,
  * `media` (a participant's remote stream gained or lost tracks),
  * `servererror`, `failure` (a local WebRTC step failed), `connectionstate`,
- * `closed`; and for the meeting's features `chat`, `roomstate`, `self` (our
+ * `closed`; and for the meeting's features `chat`, `roomstate`, `live`, `self` (our
  * own moderator / hand state changed), `mutedbymoderator`, `lobbywaiting`,
  * `lobbyrequest`, `lobbyleft` and `ended` (removed, meeting ended, or not
  * admitted: the server closes the session).
@@ -99,6 +99,7 @@ const TOP_LAYER = CAMERA_LAYERS.length - 1;
  * @property {{id: string, recent: string[]}} activespeaker  who speaks now; recent speakers, most recent first
  * @property {{entry: ChatEntry}} chat
  * @property {{state: RoomState}} roomstate
+ * @property {{id: string | null}} live  whom the broadcast's viewers see (null: the first publisher)
  * @property {{moderator: boolean, handRaised: boolean, sharing: boolean}} self
  * @property {{kind: 'audio' | 'video', by: string}} mutedbymoderator
  *   a moderator muted us: the track is disabled; only we can unmute
@@ -154,6 +155,8 @@ export class KaigiSession extends EventTarget {
   handRaised = false;
   /** @type {RoomState} */
   roomState = { locked: false, lobby: false, multiple_shares: false };
+  /** Whom a moderator put live for the broadcast's viewers (null: the first publisher). @type {string | null} */
+  live = null;
   /** The screen (window, tab) we share, while we do. @type {MediaStreamTrack | null} */
   screenTrack = null;
   /** The server granted our share. */
@@ -416,7 +419,7 @@ export class KaigiSession extends EventTarget {
 
   /**
    * A moderator action (docs/protocol.md, "Moderation").
-   * @param {'mute' | 'remove' | 'lock' | 'lobby' | 'admit' | 'deny' | 'promote' | 'allow_shares' | 'end'} action
+   * @param {'mute' | 'remove' | 'lock' | 'lobby' | 'admit' | 'deny' | 'promote' | 'allow_shares' | 'set_live' | 'end'} action
    * @param {Record<string, unknown>} [fields]  `target`, `kind`, `locked`, `enabled`
    */
   moderate(action, fields = {}) {
@@ -529,6 +532,9 @@ export class KaigiSession extends EventTarget {
         this.speakers = Array.isArray(msg.recent) ? msg.recent.map(String) : [String(msg.id)];
         return this.#emit('activespeaker', { id: String(msg.id), recent: this.speakers });
       case 'chat': return this.#onChat(msg);
+      case 'live':
+        this.live = msg.id == null ? null : String(msg.id);
+        return this.#emit('live', { id: this.live });
       case 'room_state': return this.#onRoomState(msg);
       case 'muted_by_moderator': return this.#onMutedByModerator(msg);
       case 'lobby_waiting': return this.#emit('lobbywaiting', {});

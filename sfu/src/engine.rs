@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use tracing::info;
 
+use crate::record::RecordSink;
 use crate::room::{Room, RoomNameError, RoomTrack, validate_name};
 use crate::worker::{Command, WorkerEvent};
 use crate::{MediaKind, ParticipantId, Rng, Role, TrackId};
@@ -83,6 +84,9 @@ pub enum NoticeKind {
     ParticipantJoined(ParticipantInfo),
     /// Someone left.
     ParticipantLeft(ParticipantId),
+    /// Who viewers (WHEP, the watch page) now see: a moderator chose, or the
+    /// chosen presenter left (`None`: the room's first publisher).
+    Live(Option<ParticipantId>),
     /// Someone's state changed (mute).
     ParticipantUpdated(ParticipantInfo),
     /// The answer to the participant's publish offer.
@@ -124,6 +128,19 @@ pub enum Route {
     Add(String, usize),
     /// Forget this ufrag.
     Remove(String),
+}
+
+/// What a room broadcasts: its first publisher's camera (or share) and microphone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastSource {
+    /// Who is broadcast.
+    pub participant: ParticipantId,
+    /// The worker hosting it.
+    pub worker: usize,
+    /// Its video track and codec (e.g. `video/VP8`).
+    pub video: Option<(TrackId, String)>,
+    /// Its audio track and codec.
+    pub audio: Option<(TrackId, String)>,
 }
 
 /// The result of a successful join.
@@ -472,7 +489,8 @@ impl Engine {
         let Some(r) = self.rooms.get(room) else {
             return Vec::new();
         };
-        for &p in &r.participants {
+        // The presenter a moderator put live, else the first with media.
+        for &p in r.live.iter().chain(&r.participants) {
             let mut tracks: Vec<(TrackId, &RoomTrack)> = r
                 .tracks
                 .iter()
@@ -487,6 +505,153 @@ impl Engine {
             return tracks.into_iter().map(|(t, _)| t).collect();
         }
         Vec::new()
+    }
+
+    /// Puts `presenter` live in `room` (`None`: back to the room's first
+    /// publisher): every viewer is re-pointed at its camera and microphone
+    /// at once, without a renegotiation (their next keyframe starts it).
+    /// Only a moderator of the room may; the presenter must be in it.
+    pub fn set_live(
+        &mut self,
+        by: ParticipantId,
+        presenter: Option<ParticipantId>,
+    ) -> Result<(), &'static str> {
+        let m = self.members.get(&by).ok_or("not_found")?;
+        if !m.info.moderator || m.viewer {
+            return Err("forbidden");
+        }
+        let room = m.room.clone();
+        let r = self.rooms.get_mut(&room).ok_or("not_found")?;
+        if let Some(p) = presenter
+            && !r.participants.contains(&p)
+        {
+            return Err("not_found");
+        }
+        if r.live == presenter {
+            return Ok(());
+        }
+        r.live = presenter;
+        info!(room, ?presenter, by, "live presenter");
+        let everyone = r.participants.clone();
+        for to in everyone {
+            self.notices.push_back(Notice {
+                to,
+                kind: NoticeKind::Live(presenter),
+            });
+        }
+        self.refresh_viewers(&room);
+        Ok(())
+    }
+
+    /// Who a moderator put live in `room`, if anyone.
+    pub fn live(&self, room: &str) -> Option<ParticipantId> {
+        self.rooms.get(room).and_then(|r| r.live)
+    }
+
+    /// Points every viewer of `room` at what the room broadcasts now (after
+    /// a presenter switch, or when the presenter's tracks changed).
+    fn refresh_viewers(&mut self, room: &str) {
+        let tracks = self.broadcast_tracks(room);
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        if r.viewers.is_empty() {
+            return;
+        }
+        let sources: Vec<crate::worker::ViewerSource> = tracks
+            .iter()
+            .filter_map(|t| {
+                r.tracks.get(t).map(|rt| crate::worker::ViewerSource {
+                    track: *t,
+                    source_worker: rt.source_worker,
+                    kind: rt.kind,
+                    codec: rt.codec.clone(),
+                    screen: rt.screen,
+                })
+            })
+            .collect();
+        let desired: HashSet<TrackId> = tracks.iter().copied().collect();
+        let viewers = r.viewers.clone();
+        for v in viewers {
+            let Some(m) = self.members.get_mut(&v) else {
+                continue;
+            };
+            if m.subscribed == desired {
+                continue;
+            }
+            let worker = m.worker;
+            let old: Vec<TrackId> = m.subscribed.difference(&desired).copied().collect();
+            let new: Vec<TrackId> = desired.difference(&m.subscribed).copied().collect();
+            m.subscribed = desired.clone();
+            let Some(r) = self.rooms.get_mut(room) else {
+                return;
+            };
+            for t in old {
+                if r.remove_subscriber(t, worker)
+                    && let Some(rt) = r.tracks.get(&t)
+                {
+                    self.commands
+                        .push_back((rt.source_worker, Command::RemoveFanout { track: t, worker }));
+                }
+            }
+            for t in new {
+                if r.add_subscriber(t, worker)
+                    && let Some(rt) = r.tracks.get(&t)
+                {
+                    self.commands
+                        .push_back((rt.source_worker, Command::AddFanout { track: t, worker }));
+                }
+            }
+            self.commands.push_back((
+                worker,
+                Command::ViewerSwitch {
+                    viewer: v,
+                    sources: sources.clone(),
+                },
+            ));
+        }
+    }
+
+    /// What is broadcast in `room` (what viewers get and a recording
+    /// holds): `None` while nothing is.
+    pub fn broadcast_source(&self, room: &str) -> Option<BroadcastSource> {
+        let r = self.rooms.get(room)?;
+        let tracks = self.broadcast_tracks(room);
+        let first = tracks.first()?;
+        let worker = r.tracks.get(first)?.source_worker;
+        let of_kind = |kind| {
+            tracks
+                .iter()
+                .filter_map(|t| r.tracks.get(t).map(|rt| (*t, rt)))
+                .find(|(_, rt)| rt.kind == kind)
+                .map(|(t, rt)| (t, rt.codec.mime_type.clone()))
+        };
+        Some(BroadcastSource {
+            participant: first.participant,
+            worker,
+            video: of_kind(MediaKind::Video),
+            audio: of_kind(MediaKind::Audio),
+        })
+    }
+
+    /// Starts feeding recording `id` of `source` into `sink`. It ends with
+    /// [`Engine::stop_recording`], or by itself when the tracks end.
+    pub fn start_recording(&mut self, id: u64, source: &BroadcastSource, sink: RecordSink) {
+        self.commands.push_back((
+            source.worker,
+            Command::Record {
+                id,
+                video: source.video.as_ref().map(|v| v.0),
+                audio: source.audio.as_ref().map(|a| a.0),
+                sink,
+            },
+        ));
+    }
+
+    /// Stops feeding recording `id` (started on `worker`).
+    pub fn stop_recording(&mut self, id: u64, worker: usize) {
+        self.commands
+            .push_back((worker, Command::StopRecord { id }));
     }
 
     /// A WHEP viewer's offer: its worker answers it with the room's
@@ -747,6 +912,11 @@ impl Engine {
         r.participants.retain(|&p| p != id);
         r.viewers.retain(|&p| p != id);
         r.speakers.remove(id);
+        // Viewers of a presenter who left go back to the room's first publisher.
+        let was_live = r.live == Some(id);
+        if was_live {
+            r.live = None;
+        }
         let room = m.room.clone();
         self.release_subscriptions(&room, m.worker, &m.subscribed);
         self.unpublish_all(&room, id);
@@ -763,6 +933,9 @@ impl Engine {
             return;
         }
         self.notify_room(&room, id, NoticeKind::ParticipantLeft(id));
+        if was_live {
+            self.notify_room(&room, id, NoticeKind::Live(None));
+        }
         info!(participant = id, room, "left");
         if m.info.moderator {
             self.ensure_moderator(&room);
@@ -991,6 +1164,8 @@ impl Engine {
                 ));
             }
         }
+        // Viewers move on to what the room broadcasts now, if anything.
+        self.refresh_viewers(room);
     }
 
     /// Routes a participant's publish offer to its worker.
@@ -1186,6 +1361,7 @@ impl Engine {
                 for s in others {
                     self.subscribe(&room, s, track);
                 }
+                self.refresh_viewers(&room);
             }
             WorkerEvent::TrackUnpublished { track } => {
                 if let Some(m) = self.members.get(&track.participant) {

@@ -17,6 +17,7 @@ pub mod keyframe;
 pub mod layers;
 pub mod net;
 pub mod peer;
+pub mod record;
 pub mod room;
 pub mod runtime;
 pub mod speaker;
@@ -25,7 +26,7 @@ pub mod subscription;
 pub mod track;
 pub mod worker;
 
-pub use engine::{Engine, EngineConfig, JoinError, Notice, NoticeKind};
+pub use engine::{BroadcastSource, Engine, EngineConfig, JoinError, Notice, NoticeKind};
 pub use peer::{Codec, Endpoint, PeerConfig, Transport};
 pub use stats::{DropReason, WorkerStats};
 pub use worker::{Command, Output, ViewerSource, WorkerCore, WorkerEvent, WorkerMsg};

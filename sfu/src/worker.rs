@@ -22,9 +22,10 @@ use crate::codec::VideoCodec;
 use crate::layers::{self, ALLOCATE_EVERY, SourceLayers};
 use crate::net::demux::{PacketClass, classify, stun_local_ufrag};
 use crate::peer::{
-    AnswerSource, Codec, Connection, Downlink, Peer, PeerConfig, PeerEvent, RtpPacket, Transmit,
-    Transport,
+    AnswerSource, Codec, Connection, Downlink, Peer, PeerConfig, PeerEvent, RtpPacket, SenderId,
+    Transmit, Transport,
 };
+use crate::record::RecordSink;
 use crate::stats::{DropReason, WorkerStats};
 use crate::subscription::Subscription;
 use crate::track::PublishedTrack;
@@ -152,6 +153,33 @@ pub enum Command {
         /// The client's offer.
         sdp: String,
         /// What the answer may carry.
+        sources: Vec<ViewerSource>,
+    },
+    /// Record tracks published here into `sink` (the broadcast's video at
+    /// its top layer, and its audio) until stopped or the tracks end.
+    Record {
+        /// The recording, for `StopRecord`.
+        id: u64,
+        /// The video track.
+        video: Option<TrackId>,
+        /// The audio track.
+        audio: Option<TrackId>,
+        /// Where the packets go.
+        sink: RecordSink,
+    },
+    /// Stop feeding a recording (its file is then completed).
+    StopRecord {
+        /// The recording.
+        id: u64,
+    },
+    /// A viewer now gets these tracks (the broadcast's presenter changed):
+    /// its senders are re-pointed, each to the source of its kind (in
+    /// order), without a renegotiation; a sender whose codec no source of
+    /// its kind has stays silent.
+    ViewerSwitch {
+        /// The viewer.
+        viewer: ParticipantId,
+        /// What it is to receive.
         sources: Vec<ViewerSource>,
     },
     /// Close the participant's peers and forget it.
@@ -324,6 +352,19 @@ struct Hosted {
     /// A viewer whose client offered (WHEP): its subscribe connection is
     /// never renegotiated.
     viewer: bool,
+    /// A viewer's senders, fixed by its answer: what each carries now.
+    viewer_senders: Vec<ViewerSender>,
+}
+
+/// One sender of a viewer's answer.
+struct ViewerSender {
+    kind: MediaKind,
+    sender: SenderId,
+    ssrc: u32,
+    /// The codec its answer negotiated (sources of another codec cannot use it).
+    mime: String,
+    /// The track it carries now, if any.
+    track: Option<TrackId>,
 }
 
 type PeerKey = (ParticipantId, Role);
@@ -367,7 +408,22 @@ pub struct WorkerCore {
     layers_wanted: FastMap<TrackId, Wanted>,
     /// When the subscribers' layers are chosen next (while any subscribe).
     next_allocation: Option<Instant>,
+    /// Tracks published here that are being recorded.
+    recordings: Vec<Recorded>,
+    /// When recordings' keyframe wishes are looked at next (while any).
+    next_record_check: Option<Instant>,
 }
+
+/// A track being recorded.
+struct Recorded {
+    id: u64,
+    track: TrackId,
+    video: bool,
+    sink: RecordSink,
+}
+
+/// How often a recording's wish for a keyframe is looked at.
+const RECORD_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 impl WorkerCore {
     /// A worker numbered `index`; `seed` makes its SSRCs reproducible in tests.
@@ -393,6 +449,8 @@ impl WorkerCore {
             sources: FastMap::default(),
             layers_wanted: FastMap::default(),
             next_allocation: None,
+            recordings: Vec::new(),
+            next_record_check: None,
         }
     }
 
@@ -537,6 +595,7 @@ impl WorkerCore {
                         audio_level_id: None,
                         simulcast_rids: Vec::new(),
                         viewer: false,
+                        viewer_senders: Vec::new(),
                     },
                 );
             }
@@ -645,8 +704,147 @@ impl WorkerCore {
                 sdp,
                 sources,
             } => self.viewer_offer(now, participant, &sdp, sources),
+            Command::Record {
+                id,
+                video,
+                audio,
+                sink,
+            } => {
+                let tracks = [(video, true), (audio, false)];
+                for (track, is_video) in tracks {
+                    if let Some(track) = track.filter(|t| self.published.contains_key(t)) {
+                        self.recordings.push(Recorded {
+                            id,
+                            track,
+                            video: is_video,
+                            sink: sink.clone(),
+                        });
+                        if is_video {
+                            self.keyframe_request(now, track, self.recorded_layer(track));
+                        }
+                    }
+                }
+                if !self.recordings.is_empty() {
+                    self.next_record_check = Some(now + RECORD_CHECK_EVERY);
+                    self.next_allocation.get_or_insert(now);
+                }
+                info!(worker = self.index, id, ?video, ?audio, "recording started");
+            }
+            Command::StopRecord { id } => {
+                // Dropping the sinks ends the recording's queue: its writer finishes the file.
+                self.recordings.retain(|r| r.id != id);
+                info!(worker = self.index, id, "recording stopped");
+            }
+            Command::ViewerSwitch { viewer, sources } => self.viewer_switch(now, viewer, sources),
             Command::RemoveParticipant { participant } => self.remove(participant),
         }
+    }
+
+    /// Re-points a viewer's senders at `sources` (see [`Command::ViewerSwitch`]).
+    fn viewer_switch(&mut self, now: Instant, viewer: ParticipantId, sources: Vec<ViewerSource>) {
+        let Some(h) = self.hosted.get_mut(&viewer) else {
+            return;
+        };
+        // Which source each sender gets: the next unused one of its kind and codec.
+        let mut plan: Vec<(usize, Option<ViewerSource>)> = Vec::new();
+        let mut taken = vec![false; sources.len()];
+        for (i, vs) in h.viewer_senders.iter().enumerate() {
+            let pick = sources.iter().enumerate().position(|(k, src)| {
+                !taken[k]
+                    && src.kind == vs.kind
+                    && src.codec.mime_type.eq_ignore_ascii_case(&vs.mime)
+            });
+            if let Some(k) = pick {
+                taken[k] = true;
+            }
+            plan.push((i, pick.map(|k| sources[k].clone())));
+        }
+        for (i, src) in plan {
+            let Some(h) = self.hosted.get_mut(&viewer) else {
+                return;
+            };
+            let vs = &h.viewer_senders[i];
+            let (sender, ssrc, old) = (vs.sender, vs.ssrc, vs.track);
+            if old == src.as_ref().map(|s| s.track) {
+                continue;
+            }
+            if let Some(old) = old {
+                self.detach(viewer, old);
+            }
+            let Some(src) = src else {
+                continue;
+            };
+            let Some(h) = self.hosted.get_mut(&viewer) else {
+                return;
+            };
+            h.viewer_senders[i].track = Some(src.track);
+            let payload_type = h.subscribe.sender_payload_type(sender, &src.codec);
+            // The new source numbers its packets its own way: continue the viewer's.
+            h.subscribe.resync(sender);
+            h.subscriptions.insert(src.track);
+            self.by_out_ssrc.insert(ssrc, src.track);
+            self.source_worker.insert(src.track, src.source_worker);
+            self.sources
+                .entry(src.track)
+                .or_insert_with(|| SourceLayers::new(&src.codec.mime_type));
+            self.subs.entry(src.track).or_default().push(Subscription {
+                subscriber: viewer,
+                track: src.track,
+                kind: src.kind,
+                codec: src.codec.clone(),
+                sender,
+                ssrc,
+                payload_type,
+                paused: false,
+                screen: src.screen,
+                // Nothing until the new source's keyframe.
+                current: None,
+                target: Some(0),
+                size: None,
+                starved: 0,
+                upgrade_after: None,
+                resumed_at: None,
+                pause_backoff: Duration::ZERO,
+            });
+            if src.kind == MediaKind::Video {
+                self.keyframe_request_remote(now, src.track, Some(0));
+            }
+        }
+        self.next_allocation.get_or_insert(now + ALLOCATE_EVERY);
+    }
+
+    /// Stops forwarding `track` to `subscriber`; its sender stays (a viewer's
+    /// answer is never renegotiated, so its senders are kept for what comes next).
+    fn detach(&mut self, subscriber: ParticipantId, track: TrackId) -> Option<Subscription> {
+        let list = self.subs.get_mut(&track)?;
+        let pos = list.iter().position(|s| s.subscriber == subscriber)?;
+        let sub = list.swap_remove(pos);
+        if list.is_empty() {
+            self.subs.remove(&track);
+            self.source_worker.remove(&track);
+            self.sources.remove(&track);
+        }
+        if self.by_out_ssrc.get(&sub.ssrc) == Some(&track) {
+            self.by_out_ssrc.remove(&sub.ssrc);
+        }
+        if let Some(h) = self.hosted.get_mut(&subscriber) {
+            h.subscriptions.remove(&track);
+            for vs in h
+                .viewer_senders
+                .iter_mut()
+                .filter(|v| v.track == Some(track))
+            {
+                vs.track = None;
+            }
+        }
+        Some(sub)
+    }
+
+    /// The simulcast layer of `track` a recording takes: the top one.
+    fn recorded_layer(&self, track: TrackId) -> Option<u8> {
+        self.published
+            .get(&track)
+            .map(|t| t.layers.len().saturating_sub(1) as u8)
     }
 
     fn publish_offer(&mut self, now: Instant, participant: ParticipantId, sdp: String) {
@@ -725,6 +923,13 @@ impl WorkerCore {
             };
             let payload_type = h.subscribe.sender_payload_type(sender, &src.codec);
             h.subscriptions.insert(src.track);
+            h.viewer_senders.push(ViewerSender {
+                kind: src.kind,
+                sender,
+                ssrc: out.ssrc,
+                mime: src.codec.mime_type.clone(),
+                track: Some(src.track),
+            });
             self.by_out_ssrc.insert(out.ssrc, src.track);
             self.source_worker.insert(src.track, src.source_worker);
             self.sources
@@ -860,21 +1065,12 @@ impl WorkerCore {
     }
 
     fn unsubscribe(&mut self, now: Instant, subscriber: ParticipantId, track: TrackId) {
-        let Some(list) = self.subs.get_mut(&track) else {
+        let Some(sub) = self.detach(subscriber, track) else {
             return;
         };
-        let Some(pos) = list.iter().position(|s| s.subscriber == subscriber) else {
-            return;
-        };
-        let sub = list.swap_remove(pos);
-        if list.is_empty() {
-            self.subs.remove(&track);
-            self.source_worker.remove(&track);
-            self.sources.remove(&track);
-        }
-        self.by_out_ssrc.remove(&sub.ssrc);
-        if let Some(h) = self.hosted.get_mut(&subscriber) {
-            h.subscriptions.remove(&track);
+        if let Some(h) = self.hosted.get_mut(&subscriber)
+            && !h.viewer
+        {
             let _ = h.subscribe.remove_sender(sub.sender);
             self.renegotiate(now, subscriber);
         }
@@ -941,6 +1137,7 @@ impl WorkerCore {
             .collect();
         for t in gone {
             self.published.remove(&t);
+            self.recordings.retain(|r| r.track != t);
             self.event(WorkerEvent::TrackUnpublished { track: t });
         }
         self.by_local_track.retain(|k, _| k.0 != participant);
@@ -1103,6 +1300,7 @@ impl WorkerCore {
             PeerEvent::TrackClosed { track } => {
                 if let Some(id) = self.by_local_track.remove(&(participant, track)) {
                     self.published.remove(&id);
+                    self.recordings.retain(|r| r.track != id);
                     self.event(WorkerEvent::TrackUnpublished { track: id });
                 }
             }
@@ -1134,15 +1332,26 @@ impl WorkerCore {
         }
     }
 
-    /// A packet of a track published here: once to each worker with subscribers.
+    /// A packet of a track published here: once to each worker with
+    /// subscribers, and to its recordings.
     fn forward(&mut self, now: Instant, track: TrackId, layer: u8, packet: RtpPacket) {
         let Some(t) = self.published.get(&track) else {
             return;
         };
-        if t.fanout.is_empty() || t.held {
+        let recorded =
+            !self.recordings.is_empty() && self.recordings.iter().any(|r| r.track == track);
+        if (t.fanout.is_empty() && !recorded) || t.held {
             return;
         }
         let packet = Arc::new(packet);
+        if recorded {
+            let top = t.layers.len().saturating_sub(1) as u8;
+            for r in self.recordings.iter().filter(|r| r.track == track) {
+                if !r.video || layer == top {
+                    r.sink.send(r.video, now, &packet);
+                }
+            }
+        }
         let mut local = false;
         for &w in &t.fanout {
             if w == self.index {
@@ -1408,13 +1617,15 @@ impl WorkerCore {
             self.keyframe_request_remote(now, track, Some(layer));
         }
         self.report_layers_wanted(now);
-        self.next_allocation = (!self.subs.is_empty()).then(|| now + ALLOCATE_EVERY);
+        let busy = !self.subs.is_empty() || !self.recordings.is_empty();
+        self.next_allocation = busy.then(|| now + ALLOCATE_EVERY);
     }
 
     /// Per video track forwarded here: the highest layer any subscriber
     /// here is to receive, to the engine when it changed (dynacast).
     fn report_layers_wanted(&mut self, now: Instant) {
         let mut changes = Vec::new();
+        let mut wanted: Vec<(TrackId, Option<u8>)> = Vec::new();
         for (&track, list) in &self.subs {
             if list.first().is_none_or(|s| s.kind != MediaKind::Video) {
                 continue;
@@ -1424,6 +1635,17 @@ impl WorkerCore {
                 .filter(|s| !s.paused)
                 .filter_map(|s| s.target)
                 .max();
+            wanted.push((track, max));
+        }
+        // A recording wants the top layer, whoever watches.
+        for r in self.recordings.iter().filter(|r| r.video) {
+            let top = self.recorded_layer(r.track);
+            match wanted.iter_mut().find(|(t, _)| *t == r.track) {
+                Some((_, max)) => *max = (*max).max(top),
+                None => wanted.push((r.track, top)),
+            }
+        }
+        for (track, max) in wanted {
             match self.layers_wanted.get_mut(&track) {
                 None => {
                     self.layers_wanted.insert(
@@ -1460,7 +1682,9 @@ impl WorkerCore {
         let gone: Vec<TrackId> = self
             .layers_wanted
             .keys()
-            .filter(|t| !self.subs.contains_key(t))
+            .filter(|t| {
+                !self.subs.contains_key(t) && !self.recordings.iter().any(|r| r.track == **t)
+            })
             .copied()
             .collect();
         for track in gone {
@@ -1476,10 +1700,15 @@ impl WorkerCore {
     /// The next instant `handle_timeout` must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        let peers = [peers, self.next_levels, self.next_allocation]
-            .into_iter()
-            .flatten()
-            .min();
+        let peers = [
+            peers,
+            self.next_levels,
+            self.next_allocation,
+            self.next_record_check,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let keyframes = self
             .published
             .values()
@@ -1534,6 +1763,24 @@ impl WorkerCore {
         }
         if self.next_levels.is_some_and(|t| t <= now) {
             self.report_levels(now);
+        }
+        if self.next_record_check.is_some_and(|t| t <= now) {
+            self.check_recordings(now);
+        }
+    }
+
+    /// A recording that waits for a keyframe (its start, or after a loss)
+    /// asks the publisher, through the same throttle as subscribers.
+    fn check_recordings(&mut self, now: Instant) {
+        self.next_record_check = (!self.recordings.is_empty()).then(|| now + RECORD_CHECK_EVERY);
+        let wanted: Vec<TrackId> = self
+            .recordings
+            .iter()
+            .filter(|r| r.video && r.sink.take_keyframe_wanted())
+            .map(|r| r.track)
+            .collect();
+        for track in wanted {
+            self.keyframe_request(now, track, self.recorded_layer(track));
         }
     }
 

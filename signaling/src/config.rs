@@ -19,6 +19,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Join tokens.
     pub auth: AuthConfig,
+    /// Recording broadcasts.
+    pub recording: RecordingConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -127,6 +131,25 @@ pub struct AuthConfig {
     pub stream_keys: std::collections::HashMap<String, String>,
 }
 
+/// `[recording]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Where recordings are written; `<server.data_dir>/recordings` when absent.
+    pub dir: Option<PathBuf>,
+    /// Record every WHIP broadcast from its start, without being asked.
+    pub auto: bool,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The admin API's key (`Authorization: Bearer <key>`); the API is
+    /// off while it is unset.
+    pub api_key: Option<String>,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -224,6 +247,9 @@ impl Config {
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return bad("server.tls_cert and server.tls_key go together");
+        }
+        if self.admin.api_key.as_ref().is_some_and(|k| k.len() < 16) {
+            return bad("admin.api_key must be at least 16 characters");
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return bad("log.format is \"pretty\" or \"json\"");

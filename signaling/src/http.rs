@@ -86,6 +86,8 @@ pub struct AppState {
     pub ingests: crate::sdp_http::Sessions,
     /// WHEP viewer sessions.
     pub viewers: crate::sdp_http::Sessions,
+    /// Recordings being written.
+    pub recordings: crate::recording::Recordings,
 }
 
 impl AppState {
@@ -130,6 +132,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/whep/{room}/{resource}",
             delete(crate::whep::delete).patch(crate::whep::patch),
         )
+        .route(
+            "/api/rooms/{room}/recording",
+            post(crate::recording::start)
+                .delete(crate::recording::stop)
+                .get(crate::recording::status),
+        )
+        .route("/api/recordings", get(crate::recording::list))
+        .route("/api/recordings/{name}", get(crate::recording::download))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -6,6 +6,7 @@ mod http;
 mod meeting;
 mod metrics;
 mod protocol;
+mod recording;
 mod sdp_http;
 mod tls;
 mod whep;
@@ -274,9 +275,11 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         resumes: Default::default(),
         ingests: Default::default(),
         viewers: Default::default(),
+        recordings: Default::default(),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();
+    let state_for_auto = state.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -291,6 +294,9 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
                 state.draining.store(true, Ordering::Relaxed);
                 handle.graceful_shutdown(Some(Duration::from_secs(5)));
             });
+        }
+        if state_for_auto.config.recording.auto {
+            tokio::spawn(recording::auto(state_for_auto.clone()));
         }
         let service = app.into_make_service();
         match tls_paths {
@@ -322,6 +328,10 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?;
+    // Recordings end with their files complete (Cues, sizes) before the media stops.
+    recording::stop_all(&state);
+    // Background tasks hold the state too: they end with their runtime.
+    drop(rt);
     let state = Arc::try_unwrap(state).ok();
     if let Some(state) = state {
         state.sfu.shutdown();

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub whep_requests: IntCounterVec,
     /// Notices dropped because a client's queue was full.
     pub notices_dropped: IntCounter,
+    /// Recordings started.
+    pub recordings_started: IntCounter,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -168,6 +170,7 @@ impl Metrics {
                 &["result"],
             ),
             notices_dropped,
+            recordings_started: counter(&r, "kaigi_recordings_started_total", "Recordings started"),
             registry: r,
         }
     }

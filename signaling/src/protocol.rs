@@ -171,6 +171,13 @@ pub enum ModerateAction {
         /// Participant id.
         target: String,
     },
+    /// Choose whom viewers (WHEP, the watch page) see and hear: a
+    /// participant id, or none for the room's first publisher.
+    SetLive {
+        /// Participant id, or absent.
+        #[serde(default)]
+        target: Option<String>,
+    },
     /// End the meeting for everyone.
     End,
 }
@@ -324,6 +331,12 @@ pub enum ServerMsg {
     VideoLayers {
         /// The highest layer wanted.
         max: u8,
+    },
+    /// Whom viewers see now (a moderator's `set_live`; `null`: the room's
+    /// first publisher).
+    Live {
+        /// Participant id, or null.
+        id: Option<String>,
     },
     /// The active speaker changed.
     ActiveSpeaker {

@@ -77,6 +77,9 @@ pub fn notice_to_msg(kind: NoticeKind) -> Option<ServerMsg> {
         NoticeKind::SubscribeAnswer(sdp) => ServerMsg::SubscribeAnswer { sdp },
         NoticeKind::VideoWanted(wanted) => ServerMsg::VideoWanted { wanted },
         NoticeKind::VideoLayers(max) => ServerMsg::VideoLayers { max },
+        NoticeKind::Live(p) => ServerMsg::Live {
+            id: p.map(protocol::participant_id),
+        },
         NoticeKind::ActiveSpeaker { speaker, recent } => ServerMsg::ActiveSpeaker {
             id: protocol::participant_id(speaker),
             recent: recent.into_iter().map(protocol::participant_id).collect(),
@@ -671,6 +674,13 @@ fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), 
         ModerateAction::Promote { target } => {
             let t = member(&target)?;
             state.sfu.control(|e| e.set_moderator(t, true));
+        }
+        ModerateAction::SetLive { target } => {
+            let t = target.as_deref().map(member).transpose()?;
+            state
+                .sfu
+                .control(|e| e.set_live(j.id, t))
+                .map_err(|code| ServerMsg::error(code, "cannot put this participant live"))?;
         }
         ModerateAction::End => {
             state.meetings.end(&j.room);

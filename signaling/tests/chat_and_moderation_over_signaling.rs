@@ -352,3 +352,55 @@ async fn screen_share_is_one_at_a_time_unless_allowed() {
     .await;
     assert_eq!(of_type(&mut a, "error").await["code"], "bad_request");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_chooses_who_is_on_air() {
+    let server = start();
+    let port = server.http;
+    let (mut a, _) = join(port, "onair", "moderator").await;
+    let (mut b, wb) = join(port, "onair", "interpreter").await;
+    let b_id = wb["participant_id"].as_str().unwrap().to_owned();
+
+    // Not a moderator: refused.
+    send(
+        &mut b,
+        json!({"type": "moderate", "action": "set_live", "target": b_id}),
+    )
+    .await;
+    assert_eq!(of_type(&mut b, "error").await["code"], "forbidden");
+    // Someone not in the room: not found.
+    send(
+        &mut a,
+        json!({"type": "moderate", "action": "set_live", "target": "p99999"}),
+    )
+    .await;
+    assert_eq!(of_type(&mut a, "error").await["code"], "not_found");
+
+    send(
+        &mut a,
+        json!({"type": "moderate", "action": "set_live", "target": b_id}),
+    )
+    .await;
+    for ws in [&mut a, &mut b] {
+        let m = of_type(ws, "live").await;
+        assert_eq!(m["id"], b_id.as_str());
+    }
+    // Back to the default.
+    send(
+        &mut a,
+        json!({"type": "moderate", "action": "set_live", "target": null}),
+    )
+    .await;
+    for ws in [&mut a, &mut b] {
+        assert_eq!(of_type(ws, "live").await["id"], Value::Null);
+    }
+    // The live presenter leaving puts viewers back on the default too.
+    send(
+        &mut a,
+        json!({"type": "moderate", "action": "set_live", "target": b_id}),
+    )
+    .await;
+    assert_eq!(of_type(&mut a, "live").await["id"], b_id.as_str());
+    send(&mut b, json!({"type": "leave"})).await;
+    assert_eq!(of_type(&mut a, "live").await["id"], Value::Null);
+}

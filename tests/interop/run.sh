@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop tests through a real kaigi binary: aiortc clients hold a meeting;
 # FFmpeg's WHIP muxer (from the PyAV wheel) publishes a broadcast that an
-# aiortc participant decodes (ffmpeg_whip.py).
+# aiortc participant decodes (ffmpeg_whip.py); recordings of broadcasts,
+# read back by ffprobe/ffmpeg after a SIGKILL and after a stop (recording.py).
 #
 # Expects to run inside a network namespace whose only interface is lo (up),
 # e.g.:   unshare -n bash -c 'ip link set lo up; tests/interop/run.sh'
@@ -128,6 +129,12 @@ if [[ $status -eq 0 ]]; then
     "$VENV/bin/python" "$HERE/ffmpeg_whip.py" \
         --url "wss://127.0.0.1:$HTTP_PORT/ws" --room whip-interop --key "$WHIP_KEY" \
         --dump-dir "$WORK/signaling-whip"
+    status=$?
+fi
+if [[ $status -eq 0 ]]; then
+    say "recordings: FFmpeg (H.264 → MP4) and aiortc (VP8 → WebM) killed mid-broadcast, and one stopped by the API"
+    (cd "$HERE" && "$VENV/bin/python" "$HERE/recording.py" --kaigi "$KAIGI_BIN" \
+        --http-port $((HTTP_PORT + 20)) --media-port $((MEDIA_PORT + 20)))
     status=$?
 fi
 set -e

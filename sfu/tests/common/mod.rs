@@ -64,6 +64,9 @@ pub struct Client {
     pub video_seqs: HashMap<String, std::collections::HashSet<u16>>,
     /// A simulcast publisher's video layers, low to high: (SSRC, rid).
     pub layers: Vec<(u32, &'static str)>,
+    /// Per msid stream: the publisher tag (last payload byte) of the plain
+    /// video packets received, in order.
+    pub video_tags: HashMap<String, Vec<u8>>,
     /// Per msid stream: the simulcast layer of each video frame received
     /// (read from the sim's payload), in order.
     pub frame_layers: HashMap<String, Vec<u8>>,
@@ -349,7 +352,54 @@ impl Sim {
             video_seqs: HashMap::new(),
             layers,
             frame_layers: HashMap::new(),
+            video_tags: HashMap::new(),
         });
+        self.pump();
+        self.clients.len() - 1
+    }
+
+    /// A WHEP viewer of `room`: offers receive-only audio and video; kaigi
+    /// answers with the room's broadcast.
+    #[allow(dead_code)]
+    pub fn join_whep(&mut self, room: &str) -> usize {
+        let id = self.engine.join_viewer(room).expect("viewer joins");
+        let subscribe_addr = self.alloc_addr();
+        let publish_addr = self.alloc_addr();
+        let mut pc = client_pc(self.now);
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            pc.add_transceiver_from_kind(
+                kind,
+                Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
+                    direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        }
+        add_host_candidate(&mut pc, subscribe_addr);
+        let offer = pc.create_offer(None).unwrap();
+        pc.set_local_description(self.now, offer.clone()).unwrap();
+        self.clients.push(Client {
+            id,
+            name: format!("viewer-{id}"),
+            publish: client_pc(self.now),
+            publish_addr,
+            subscribe: Some(pc),
+            subscribe_addr,
+            senders: Vec::new(),
+            received: HashMap::new(),
+            track_streams: HashMap::new(),
+            remote_tracks: Vec::new(),
+            connected: [false, false],
+            notices: Vec::new(),
+            seq: [0, 0],
+            keyframe_requests: 0,
+            video_seqs: HashMap::new(),
+            layers: Vec::new(),
+            frame_layers: HashMap::new(),
+            video_tags: HashMap::new(),
+        });
+        self.engine.whep_offer(id, offer.sdp);
         self.pump();
         self.clients.len() - 1
     }
@@ -444,6 +494,15 @@ impl Sim {
                     )
                     .unwrap();
             }
+            NoticeKind::SubscribeAnswer(sdp) => {
+                if let Some(pc) = c.subscribe.as_mut() {
+                    pc.set_remote_description(
+                        now,
+                        RTCSessionDescription::answer(sdp.clone()).unwrap(),
+                    )
+                    .unwrap();
+                }
+            }
             NoticeKind::SubscribeOffer(sdp) => {
                 if c.subscribe.is_none() {
                     let mut pc = client_pc(now);
@@ -500,8 +559,9 @@ impl Sim {
                         p.header.timestamp = tick as u32 * if video { 90 } else { 48 };
                         p.header.marker = true;
                         p.payload = if video {
-                            // A VP8 payload descriptor marking a keyframe start, then data.
-                            Bytes::from(vec![0x10, 0x00, 0x9d, 0x01, 0x2a, 1, 2, 3])
+                            // A VP8 payload descriptor marking a keyframe start,
+                            // then data ending with the publisher's tag.
+                            Bytes::from(vec![0x10, 0x00, 0x9d, 0x01, 0x2a, 1, 2, c.id as u8])
                         } else {
                             Bytes::from(vec![0xfc; 40])
                         };
@@ -587,6 +647,12 @@ impl Sim {
                             .entry(stream.clone())
                             .or_default()
                             .insert(p.header.sequence_number);
+                        if p.payload.len() == 8 {
+                            c.video_tags
+                                .entry(stream.clone())
+                                .or_default()
+                                .push(p.payload[7]);
+                        }
                     }
                     c.received.entry(stream).or_default()[video as usize] += 1;
                 }
