@@ -105,6 +105,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(landing))
         .route("/r/{room}", get(meeting))
+        .route("/watch/{room}", get(watch_page))
+        .route("/watch/{room}/status", get(crate::watch::status))
         .route("/assets/{file}", get(asset))
         .route("/favicon.ico", get(favicon))
         .route("/ws", get(crate::ws::handler))
@@ -219,15 +221,24 @@ async fn landing(State(state): State<Arc<AppState>>) -> Response {
     serve(&state, "index.html")
 }
 
-async fn meeting(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> Response {
-    if sfu::room::validate_name(&room).is_err() {
+/// A page of a room (the meeting, the viewer page): refused for a name no room can have.
+fn room_page(state: &AppState, room: &str, page: &str) -> Response {
+    if sfu::room::validate_name(room).is_err() {
         return (
             StatusCode::BAD_REQUEST,
             "invalid room name: use 1-64 letters A-Z a-z, digits, '-', '_' or '.'\n",
         )
             .into_response();
     }
-    serve(&state, "room.html")
+    serve(state, page)
+}
+
+async fn meeting(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> Response {
+    room_page(&state, &room, "room.html")
+}
+
+async fn watch_page(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> Response {
+    room_page(&state, &room, "watch.html")
 }
 
 async fn asset(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> Response {

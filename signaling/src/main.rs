@@ -9,6 +9,7 @@ mod protocol;
 mod recording;
 mod sdp_http;
 mod tls;
+mod watch;
 mod whep;
 mod whip;
 mod ws;

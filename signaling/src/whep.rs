@@ -22,7 +22,7 @@ use crate::protocol::ServerMsg;
 use crate::sdp_http::{self, Refusal};
 
 /// Viewers need a token (any role, for this room) only where tokens are required.
-fn authorize(state: &AppState, room: &str, headers: &HeaderMap) -> Result<(), String> {
+pub fn authorize(state: &AppState, room: &str, headers: &HeaderMap) -> Result<(), String> {
     if !state.config.auth.require_token {
         return Ok(());
     }

@@ -278,3 +278,26 @@ fn whep_requests_are_checked_before_anything_plays() {
         );
     }
 }
+
+#[test]
+fn the_viewer_page_and_its_status() {
+    let s = start();
+    let r = http_request(s.http, "GET", "/watch/kaiken", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.body.contains("/assets/watch.js"));
+    let r = http_request(s.http, "GET", "/watch/bad%20room", &[], b"");
+    assert_eq!(r.status, 400);
+    let r = http_request(s.http, "GET", "/watch/kaiken/status", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v, serde_json::json!({"live": false}));
+    let r = http_request(s.http, "GET", "/assets/watch.js", &[], b"");
+    assert_eq!(r.status, 200);
+
+    // Where tokens are required, the status needs one too.
+    let s = start_with(&[("KAIGI_AUTH__REQUIRE_TOKEN", "true")]);
+    let r = http_request(s.http, "GET", "/watch/kaiken/status", &[], b"");
+    assert_eq!(r.status, 401);
+}

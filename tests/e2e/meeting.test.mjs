@@ -1063,6 +1063,116 @@ test('the meeting is usable on a phone screen', { timeout: ms(180_000), skip: MO
 
 // ---------------------------------------------------------------------------------------------
 
+/** What the viewer page shows and receives (runs in the page). */
+async function watchProbe() {
+  const v = document.getElementById('video');
+  const out = {
+    state: document.body.dataset.state,
+    status: document.getElementById('status')?.textContent || '',
+    videoWidth: v ? v.videoWidth : 0,
+    frames: 0,
+    audioPackets: 0,
+    live: !document.getElementById('live-badge').hidden,
+  };
+  const pc = window.kaigiWatch && window.kaigiWatch.pc;
+  if (pc) {
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') out.frames += s.framesDecoded || 0;
+      if (s.kind === 'audio') out.audioPackets += s.packetsReceived || 0;
+    });
+  }
+  return out;
+}
+
+test('the viewer page: not started, one click, plays the broadcast, says when it ended; fits a phone', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+  assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
+  const room = roomName(`watch-${MODE}`);
+  const viewer = new Participant('viewer', { locale: 'ja-JP', lang: 'ja-JP' });
+  const presenter = new Participant('presenter');
+  const phone = new Participant('watch-phone', { locale: 'en-US', lang: 'en-US', phone: true });
+  const ps = [viewer, presenter, phone];
+  const r = (results.tests.watch = { ok: false, room });
+  let phase = 'launch';
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+    phase = 'not started';
+    await viewer.page.goto(`${BASE}/watch/${room}`, { waitUntil: 'load', timeout: ms(30_000) });
+    await until('the viewer page says the broadcast has not started', async () => {
+      const w = await viewer.page.evaluate(watchProbe);
+      return { ok: w.status.includes('まだ始まっていません'), status: w.status };
+    });
+    await viewer.page.getByRole('button', { name: /視聴する/ }).click();
+    await until('the viewer waits for the broadcast', async () => {
+      const w = await viewer.page.evaluate(watchProbe);
+      return { ok: w.state === 'waiting' && w.status.includes('まだ始まっていません'), w };
+    });
+
+    phase = 'broadcast starts';
+    await presenter.open(room);
+    await presenter.join();
+    const joinedAt = Date.now();
+    let firstFrameAt = 0;
+    await until('the viewer decodes the presenter\'s video and receives its audio', async () => {
+      const w = await viewer.page.evaluate(watchProbe);
+      if (!firstFrameAt && w.frames > 0) firstFrameAt = Date.now();
+      return { ok: w.state === 'playing' && w.frames > 30 && w.videoWidth > 0 && w.audioPackets > 50 && w.live, w };
+    }, { timeout: ms(45_000) });
+    r.joinToFirstFrameMs = firstFrameAt - joinedAt;
+    const playing = await viewer.page.evaluate(() => ({
+      controls: !document.getElementById('controls').hidden,
+      overlay: !document.getElementById('overlay').hidden,
+    }));
+    assert.ok(playing.controls && !playing.overlay, `controls shown while playing: ${JSON.stringify(playing)}`);
+
+    phase = 'volume';
+    // The click on Watch let the page play sound: not muted; the button mutes and unmutes.
+    const muted = () => viewer.page.evaluate(() => document.getElementById('video').muted);
+    assert.equal(await muted(), false, 'sound plays after the click');
+    await viewer.page.locator('#mute-btn').click();
+    assert.equal(await muted(), true);
+    await viewer.page.locator('#mute-btn').click();
+    assert.equal(await muted(), false);
+    await viewer.page.locator('#volume').fill('0.3');
+    assert.equal(await viewer.page.evaluate(() => document.getElementById('video').volume), 0.3);
+
+    phase = 'phone';
+    await phone.page.goto(`${BASE}/watch/${room}`, { waitUntil: 'load', timeout: ms(30_000) });
+    await phone.page.getByRole('button', { name: /Watch/ }).waitFor({ state: 'visible', timeout: ms(10_000) });
+    const layout = await phone.page.evaluate(() => {
+      const b = document.getElementById('watch-btn').getBoundingClientRect();
+      return { vw: window.innerWidth, scrollW: document.documentElement.scrollWidth, w: b.width, h: b.height, right: b.right };
+    });
+    r.phone = layout;
+    assert.ok(layout.scrollW <= layout.vw + 1, `no sideways scrolling on a phone: ${JSON.stringify(layout)}`);
+    assert.ok(layout.w >= 40 && layout.h >= 40 && layout.right <= layout.vw, `the Watch button fits and can be tapped: ${JSON.stringify(layout)}`);
+    await phone.page.getByRole('button', { name: /Watch/ }).tap();
+    await until('the phone plays the broadcast too', async () => {
+      const w = await phone.page.evaluate(watchProbe);
+      return { ok: w.state === 'playing' && w.frames > 10, w };
+    }, { timeout: ms(45_000) });
+
+    phase = 'broadcast ends';
+    await presenter.page.getByRole('button', { name: LEAVE_NAME }).click();
+    const leftAt = Date.now();
+    await until('the viewer page says the broadcast has ended', async () => {
+      const w = await viewer.page.evaluate(watchProbe);
+      return { ok: w.state === 'ended' && w.status.includes('終了'), w };
+    }, { timeout: ms(20_000) });
+    r.endedShownMs = Date.now() - leftAt;
+    r.ok = true;
+    log(`watch: first frame ${r.joinToFirstFrameMs} ms after the presenter joined; "ended" shown ${r.endedShownMs} ms after it left`);
+  } catch (err) {
+    await dumpAll(`watch-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    for (const p of ps) await p.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+
 /**
  * Limits what reaches local UDP/TCP port `port` on `lo` to `rate` (htb, with a short pfifo
  * queue that builds delay and then drops: a slow WAN link); everything else on `lo` is

@@ -1,0 +1,37 @@
+//! The broadcast viewer page, `/watch/{room}` (web-client/watch.html), and
+//! the status it polls, `/watch/{room}/status`: whether anything is being
+//! broadcast, so that the page can say "not started yet" or "ended" and
+//! start by itself when the broadcast does. The media itself is WHEP
+//! ([`crate::whep`]).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::http::AppState;
+
+/// `GET /watch/{room}/status`: `{"live": bool}`, never cached. Where tokens
+/// are required it needs the same bearer as WHEP.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = sfu::room::validate_name(&room) {
+        return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+    }
+    if let Err(why) = crate::whep::authorize(&state, &room, &headers) {
+        let mut res = (StatusCode::UNAUTHORIZED, why).into_response();
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return res;
+    }
+    let live = state.sfu.control(|e| e.broadcast_source(&room)).is_some();
+    let mut res = Json(serde_json::json!({ "live": live })).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
