@@ -19,6 +19,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Join tokens.
     pub auth: AuthConfig,
+    /// WHIP ingest.
+    pub whip: WhipConfig,
     /// Recording broadcasts.
     pub recording: RecordingConfig,
     /// The admin API.
@@ -129,6 +131,36 @@ pub struct AuthConfig {
     /// WHIP stream keys by room: an encoder may publish into the room with
     /// `Authorization: Bearer <key>` instead of a publisher token.
     pub stream_keys: std::collections::HashMap<String, String>,
+}
+
+/// `[whip]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhipConfig {
+    /// Encoders that may publish into one room at once (a further one gets 409).
+    pub max_sources: usize,
+    /// Rooms that allow more (or fewer), e.g. the governor and a
+    /// sign-language interpreter from two encoders: `kaiken = 2`.
+    pub room_sources: std::collections::HashMap<String, usize>,
+}
+
+impl Default for WhipConfig {
+    fn default() -> Self {
+        WhipConfig {
+            max_sources: 1,
+            room_sources: Default::default(),
+        }
+    }
+}
+
+impl WhipConfig {
+    /// How many encoders may publish into `room` at once.
+    pub fn sources_allowed(&self, room: &str) -> usize {
+        self.room_sources
+            .get(room)
+            .copied()
+            .unwrap_or(self.max_sources)
+    }
 }
 
 /// `[recording]`

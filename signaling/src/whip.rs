@@ -85,17 +85,22 @@ async fn ingest(
     let name = authorize(state, room, headers)
         .map_err(|why| Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?
         .unwrap_or_else(|| DEFAULT_NAME.to_owned());
-    if state
+    let sources = state
         .ingests
         .lock()
         .expect("ingests")
         .values()
-        .any(|i| i.room == room)
-    {
+        .filter(|i| i.room == room)
+        .count();
+    let allowed = state.config.whip.sources_allowed(room);
+    if sources >= allowed {
         return Err(Refusal::new(
             StatusCode::CONFLICT,
             "busy",
-            "this room already has a broadcast source; DELETE it first",
+            format!(
+                "this room already has {sources} broadcast source(s), the most it allows \
+                 (whip.max_sources / whip.room_sources); DELETE one first"
+            ),
         ));
     }
     let joined = state

@@ -301,3 +301,41 @@ fn the_viewer_page_and_its_status() {
     let r = http_request(s.http, "GET", "/watch/kaiken/status", &[], b"");
     assert_eq!(r.status, 401);
 }
+
+#[test]
+fn a_room_may_allow_several_encoders() {
+    let keys = format!("{{ \"{ROOM}\" = \"{KEY}\", \"other\" = \"{KEY}\" }}");
+    let server = start_with(&[
+        ("KAIGI_AUTH__STREAM_KEYS", &keys),
+        ("KAIGI_WHIP__ROOM_SOURCES", &format!("{{ \"{ROOM}\" = 2 }}")),
+    ]);
+    let sdp = offer();
+    for expected in [201, 201, 409] {
+        let r = post(
+            server.http,
+            ROOM,
+            Some(KEY),
+            "application/sdp",
+            sdp.as_bytes(),
+        );
+        assert_eq!(r.status, expected, "{}", r.body);
+    }
+    // Other rooms keep the default of one.
+    let r = post(
+        server.http,
+        "other",
+        Some(KEY),
+        "application/sdp",
+        sdp.as_bytes(),
+    );
+    assert_eq!(r.status, 201);
+    let r = post(
+        server.http,
+        "other",
+        Some(KEY),
+        "application/sdp",
+        sdp.as_bytes(),
+    );
+    assert_eq!(r.status, 409);
+    assert!(r.body.contains("whip.room_sources"));
+}

@@ -151,8 +151,11 @@ def http(method: str, url: str, body: bytes = b"", headers: dict | None = None) 
         return e.code, dict(e.headers), e.read().decode()
 
 
-async def whep_viewer(base: str, room: str, timeout: float, min_video: int, min_audio: int) -> str:
-    """A WHEP player (aiortc): offers receive-only audio and video, decodes the broadcast."""
+async def whep_viewer(
+    base: str, room: str, timeout: float, min_video: int, min_audio: int, video_codec: str | None = None
+) -> str:
+    """A WHEP player (aiortc): offers receive-only audio and video, decodes the broadcast
+    (whose video must be `video_codec`, e.g. "VP8", when given)."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
     pc = RTCPeerConnection()
@@ -195,6 +198,8 @@ async def whep_viewer(base: str, room: str, timeout: float, min_video: int, min_
     location = headers.get("Location") or headers.get("location")
     if not location:
         raise m.TestFailure("WHEP 201 without a Location")
+    if video_codec and not m.first_codec(answer, "video").upper().startswith(video_codec.upper()):
+        raise m.TestFailure(f"the WHEP answer's video is {m.first_codec(answer, 'video')}, not {video_codec}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     try:
         await asyncio.wait_for(done.wait(), timeout)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop tests through a real kaigi binary: aiortc clients hold a meeting;
 # FFmpeg's WHIP muxer (from the PyAV wheel) publishes a broadcast that an
-# aiortc participant decodes (ffmpeg_whip.py); recordings of broadcasts,
+# aiortc participant decodes (ffmpeg_whip.py); GStreamer's webrtcbin publishes VP8
+# over WHIP and an aiortc WHEP player decodes it (gst_whip.py); recordings of broadcasts,
 # read back by ffprobe/ffmpeg after a SIGKILL and after a stop (recording.py).
 #
 # Expects to run inside a network namespace whose only interface is lo (up),
@@ -86,7 +87,7 @@ trap 'exit 130' INT TERM
 
 WHIP_KEY="interop-whip-key-$RANDOM$RANDOM"
 say "starting $KAIGI_BIN (log: $LOG)"
-KAIGI_AUTH__STREAM_KEYS="{ \"whip-interop\" = \"$WHIP_KEY\" }" \
+KAIGI_AUTH__STREAM_KEYS="{ \"whip-interop\" = \"$WHIP_KEY\", \"gst-interop\" = \"$WHIP_KEY\" }" \
 RUST_LOG="${RUST_LOG:-info}" "$KAIGI_BIN" \
     --bind 127.0.0.1 --public-ip 127.0.0.1 \
     --http-port "$HTTP_PORT" --media-port "$MEDIA_PORT" \
@@ -129,6 +130,12 @@ if [[ $status -eq 0 ]]; then
     "$VENV/bin/python" "$HERE/ffmpeg_whip.py" \
         --url "wss://127.0.0.1:$HTTP_PORT/ws" --room whip-interop --key "$WHIP_KEY" \
         --dump-dir "$WORK/signaling-whip"
+    status=$?
+fi
+if [[ $status -eq 0 ]]; then
+    say "GStreamer's webrtcbin publishes VP8 over WHIP, an aiortc WHEP player watches"
+    (cd "$HERE" && "$VENV/bin/python" "$HERE/gst_whip.py" \
+        --base "https://127.0.0.1:$HTTP_PORT" --room gst-interop --key "$WHIP_KEY")
     status=$?
 fi
 if [[ $status -eq 0 ]]; then
