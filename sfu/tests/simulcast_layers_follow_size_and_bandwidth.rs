@@ -204,3 +204,30 @@ fn a_simulcast_publisher_that_renegotiates_keeps_reaching_its_subscribers() {
     );
     assert_eq!(last_layers(&sim, viewer, publisher, 5), vec![2; 5]);
 }
+
+#[test]
+fn a_simulcasting_encoder_reaches_each_whep_viewer_at_the_layer_its_link_carries() {
+    let mut sim = Sim::new(2);
+    let encoder = sim.join_simulcast_source("press", "encoder");
+    sim.run_for(Duration::from_secs(1));
+    let fast = sim.join_whep("press");
+    let slow = sim.join_whep("press");
+    sim.links
+        .insert(sim.clients[fast].subscribe_addr, Link::new(4_000_000));
+    sim.links
+        .insert(sim.clients[slow].subscribe_addr, Link::new(450_000));
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(
+        last_layers(&sim, fast, encoder, 10),
+        vec![2; 10],
+        "4 Mbit/s: the top layer"
+    );
+    assert_eq!(
+        last_layers(&sim, slow, encoder, 10),
+        vec![0; 10],
+        "450 kbit/s: the low layer"
+    );
+    assert_continuous(&sim, slow, encoder);
+    // The encoder keeps sending every layer someone receives.
+    assert!(layer_notices(&sim, encoder).last().is_none_or(|&m| m == 2));
+}

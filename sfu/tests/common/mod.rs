@@ -121,6 +121,7 @@ pub struct Sim {
     screen_next: bool,
     /// The next join publishes its video as three simulcast layers.
     simulcast_next: bool,
+    source_next: bool,
     /// Bottlenecks on the way to these client addresses.
     pub links: HashMap<SocketAddr, Link>,
 }
@@ -213,6 +214,7 @@ impl Sim {
             drop_filter: None,
             screen_next: false,
             simulcast_next: false,
+            source_next: false,
             links: HashMap::new(),
         }
     }
@@ -259,8 +261,23 @@ impl Sim {
         self.join_with(room, name, true)
     }
 
+    /// A broadcast source (as WHIP makes one: never a moderator, subscribes
+    /// to nothing) that publishes its camera as three simulcast layers.
+    #[allow(dead_code)]
+    pub fn join_simulcast_source(&mut self, room: &str, name: &str) -> usize {
+        self.simulcast_next = true;
+        self.source_next = true;
+        self.join_with(room, name, true)
+    }
+
     fn join_with(&mut self, room: &str, name: &str, publishes: bool) -> usize {
-        let joined = self.engine.join(room, name).expect("join");
+        let joined = if std::mem::take(&mut self.source_next) {
+            self.engine
+                .join_source(room, name)
+                .expect("join as a source")
+        } else {
+            self.engine.join(room, name).expect("join")
+        };
         let publish_addr = self.alloc_addr();
         let subscribe_addr = self.alloc_addr();
         let mut publish = client_pc(self.now);
