@@ -780,13 +780,13 @@ function renderPeople() {
     camOff: app.camMuted || !app.stream?.getVideoTracks().length,
     handRaised: session.handRaised,
     moderator: mod,
-    live: session.live !== null && session.live === session.participantId,
+    live: session.participantId !== null && session.live.includes(session.participantId),
   }];
   for (const p of session.participants.values()) {
     people.push({
       id: p.id, name: p.name, me: false, micMuted: p.audio_muted, camOff: p.video_muted,
       handRaised: p.hand_raised, moderator: p.moderator, reconnecting: p.reconnecting,
-      live: session.live === p.id,
+      live: session.live.includes(p.id),
     });
   }
   // Raised hands first (in the order they became known), then everyone else.
@@ -794,7 +794,8 @@ function renderPeople() {
   renderPeopleList(ui.peopleList, people, mod ? {
     mute: (id) => session.moderate('mute', { target: id, kind: 'audio' }),
     remove: (id) => session.moderate('remove', { target: id }),
-    setLive: (id) => session.moderate('set_live', { target: id }),
+    setLive: (ids) => session.moderate('set_live', { targets: ids }),
+    live: session.live,
   } : null);
   ui.modSection.hidden = !mod;
   ui.modLock.checked = session.roomState.locked;

@@ -28,7 +28,8 @@ import { initials, avatarColor } from './grid.js';
  * @typedef {object} ModActions
  * @property {(id: string) => void} mute
  * @property {(id: string) => void} remove
- * @property {(id: string | null) => void} setLive  put someone live for the viewers (null: the default)
+ * @property {(ids: string[]) => void} setLive  who is live for the viewers, the main one first (empty: the default)
+ * @property {string[]} live  who is live now
  */
 
 /**
@@ -137,10 +138,14 @@ function personItem(p, actions) {
   if (actions) {
     const acts = document.createElement('span');
     acts.className = 'person-actions';
+    const live = actions.live;
     if (p.live) {
-      acts.append(actionButton(t('people.unsetLive'), t('people.unsetLiveName', { name: p.name }), 'unset-live', () => actions.setLive(null)));
+      acts.append(actionButton(t('people.unsetLive'), t('people.unsetLiveName', { name: p.name }), 'unset-live', () => actions.setLive(live.filter((x) => x !== p.id))));
     } else if (p.id) {
-      acts.append(actionButton(t('people.setLive'), t('people.setLiveName', { name: p.name }), 'set-live', () => actions.setLive(p.id)));
+      acts.append(actionButton(t('people.setLive'), t('people.setLiveName', { name: p.name }), 'set-live', () => actions.setLive([p.id])));
+      if (live.length > 0) {
+        acts.append(actionButton(t('people.addLive'), t('people.addLiveName', { name: p.name }), 'add-live', () => actions.setLive([...live, p.id])));
+      }
     }
     if (!p.me && !p.micMuted) {
       acts.append(actionButton(t('people.mute'), t('people.muteName', { name: p.name }), 'mute', () => actions.mute(p.id)));

@@ -99,7 +99,7 @@ const TOP_LAYER = CAMERA_LAYERS.length - 1;
  * @property {{id: string, recent: string[]}} activespeaker  who speaks now; recent speakers, most recent first
  * @property {{entry: ChatEntry}} chat
  * @property {{state: RoomState}} roomstate
- * @property {{id: string | null}} live  whom the broadcast's viewers see (null: the first publisher)
+ * @property {{ids: string[]}} live  whom the broadcast's viewers see, the main one first (empty: the first publisher)
  * @property {{moderator: boolean, handRaised: boolean, sharing: boolean}} self
  * @property {{kind: 'audio' | 'video', by: string}} mutedbymoderator
  *   a moderator muted us: the track is disabled; only we can unmute
@@ -155,8 +155,8 @@ export class KaigiSession extends EventTarget {
   handRaised = false;
   /** @type {RoomState} */
   roomState = { locked: false, lobby: false, multiple_shares: false };
-  /** Whom a moderator put live for the broadcast's viewers (null: the first publisher). @type {string | null} */
-  live = null;
+  /** Whom a moderator put live for the broadcast's viewers, the main one first (empty: the first publisher). @type {string[]} */
+  live = [];
   /** The screen (window, tab) we share, while we do. @type {MediaStreamTrack | null} */
   screenTrack = null;
   /** The server granted our share. */
@@ -533,8 +533,8 @@ export class KaigiSession extends EventTarget {
         return this.#emit('activespeaker', { id: String(msg.id), recent: this.speakers });
       case 'chat': return this.#onChat(msg);
       case 'live':
-        this.live = msg.id == null ? null : String(msg.id);
-        return this.#emit('live', { id: this.live });
+        this.live = Array.isArray(msg.ids) ? msg.ids.map(String) : [];
+        return this.#emit('live', { ids: this.live });
       case 'room_state': return this.#onRoomState(msg);
       case 'muted_by_moderator': return this.#onMutedByModerator(msg);
       case 'lobby_waiting': return this.#emit('lobbywaiting', {});

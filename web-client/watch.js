@@ -26,6 +26,8 @@ const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 10000;
 /** How long ICE gathering is waited for (loopback and LAN hosts gather at once). */
 const ICE_WAIT_MS = 2000;
+/** The second picture goes after this long without a new frame. */
+const SECOND_STALL_MS = 2000;
 /** A connection that stays "disconnected" this long is replaced. */
 const DISCONNECTED_MS = 5000;
 
@@ -40,6 +42,7 @@ const ui = {
   liveBadge: $('live-badge'),
   player: $('player'),
   video: /** @type {HTMLVideoElement} */ ($('video')),
+  video2: /** @type {HTMLVideoElement} */ ($('video2')),
   overlay: $('overlay'),
   status: $('status'),
   watchBtn: /** @type {HTMLButtonElement} */ ($('watch-btn')),
@@ -106,6 +109,7 @@ function render() {
   ui.muteBtn.setAttribute('aria-pressed', String(muted));
   ui.volume.setAttribute('aria-label', t('watch.volume'));
   document.title = t('watch.title', { room });
+  updateSecond();
 }
 
 /**
@@ -210,11 +214,20 @@ async function connect() {
   app.pc = pc;
   pc.addTransceiver('audio', { direction: 'recvonly' });
   pc.addTransceiver('video', { direction: 'recvonly' });
+  // A second picture (a sign-language interpreter, say), shown small when a moderator adds one.
+  const secondPicture = pc.addTransceiver('video', { direction: 'recvonly' });
   // One stream for both tracks, set once: a new srcObject would abort the play() under way.
   const stream = new MediaStream();
+  const secondStream = new MediaStream();
   ui.video.srcObject = stream;
+  ui.video2.srcObject = secondStream;
   pc.addEventListener('track', (e) => {
     lowLatency(e.receiver);
+    if (e.transceiver === secondPicture) {
+      secondStream.addTrack(e.track);
+      ui.video2.play().catch(() => {});
+      return;
+    }
     stream.addTrack(e.track);
     play();
   });
@@ -258,6 +271,25 @@ async function connect() {
     console.warn('watch: connecting failed', err);
     if (app.pc === pc) retry();
   }
+}
+
+/** Frames the second picture had decoded at the last look, and when that last grew. */
+const second = { frames: 0, at: 0 };
+
+/**
+ * The second picture is shown while it has one: while its frames keep
+ * coming (a presenter taken off air just stops sending; browsers do not
+ * always mute the track for that).
+ */
+function updateSecond() {
+  const frames = ui.video2.getVideoPlaybackQuality ? ui.video2.getVideoPlaybackQuality().totalVideoFrames : 0;
+  const now = Date.now();
+  if (frames > second.frames) {
+    second.at = now;
+  }
+  second.frames = frames;
+  const flowing = now - second.at < SECOND_STALL_MS;
+  ui.video2.hidden = !(app.state === 'playing' && ui.video2.videoWidth > 0 && flowing);
 }
 
 /** Starts playback; a browser that refuses sound without a gesture gets it muted (the mute button says so). */
@@ -305,6 +337,8 @@ function teardown() {
     app.resource = null;
   }
   ui.video.srcObject = null;
+  ui.video2.srcObject = null;
+  ui.video2.hidden = true;
 }
 
 function start() {
@@ -345,6 +379,8 @@ ui.video.addEventListener('playing', () => {
     setState('playing', 'watch.playing');
   }
 });
+ui.video2.addEventListener('resize', updateSecond);
+setInterval(updateSecond, 500);
 ui.watchBtn.addEventListener('click', start);
 ui.muteBtn.addEventListener('click', () => {
   ui.video.muted = !ui.video.muted;
@@ -376,5 +412,6 @@ Object.defineProperty(window, 'kaigiWatch', {
   value: Object.freeze({
     get pc() { return app.pc; },
     get state() { return app.state; },
+    get secondShown() { return !ui.video2.hidden; },
   }),
 });

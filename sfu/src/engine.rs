@@ -84,9 +84,11 @@ pub enum NoticeKind {
     ParticipantJoined(ParticipantInfo),
     /// Someone left.
     ParticipantLeft(ParticipantId),
-    /// Who viewers (WHEP, the watch page) now see: a moderator chose, or the
-    /// chosen presenter left (`None`: the room's first publisher).
-    Live(Option<ParticipantId>),
+    /// Who viewers (WHEP, the watch page) now see: a moderator chose, or a
+    /// chosen presenter left. The first is the main picture and the sound;
+    /// the others are further pictures (a sign-language interpreter, say).
+    /// Empty: the room's first publisher.
+    Live(Vec<ParticipantId>),
     /// Someone's state changed (mute).
     ParticipantUpdated(ParticipantInfo),
     /// The answer to the participant's publish offer.
@@ -483,38 +485,60 @@ impl Engine {
         Ok(id)
     }
 
-    /// What a viewer of `room` is offered: the room's first publisher (in
-    /// join order) with media, its camera (or screen share) and microphone.
+    /// What a viewer of `room` is offered: the main presenter's microphone
+    /// and camera (or screen share), then the other live presenters'
+    /// cameras, then the main presenter's screen share. The main presenter
+    /// is the first one a moderator put live that has media, else the
+    /// room's first publisher (in join order).
     fn broadcast_tracks(&self, room: &str) -> Vec<TrackId> {
         let Some(r) = self.rooms.get(room) else {
             return Vec::new();
         };
-        // The presenter a moderator put live, else the first with media.
-        for &p in r.live.iter().chain(&r.participants) {
+        let of = |p: ParticipantId| {
             let mut tracks: Vec<(TrackId, &RoomTrack)> = r
                 .tracks
                 .iter()
                 .filter(|(t, _)| t.participant == p)
                 .map(|(t, rt)| (*t, rt))
                 .collect();
-            if tracks.is_empty() {
-                continue;
-            }
-            // Audio first, then the camera before a screen share.
             tracks.sort_by_key(|(t, rt)| (rt.kind == MediaKind::Video, rt.screen, t.index));
-            return tracks.into_iter().map(|(t, _)| t).collect();
+            tracks
+        };
+        let Some(main) = r
+            .live
+            .iter()
+            .chain(&r.participants)
+            .copied()
+            .find(|&p| !of(p).is_empty())
+        else {
+            return Vec::new();
+        };
+        let main_tracks = of(main);
+        let (screens, firsts): (Vec<_>, Vec<_>) = main_tracks
+            .iter()
+            .partition(|(_, rt)| rt.screen && main_tracks.iter().any(|(_, c)| c.pausable()));
+        let mut out: Vec<TrackId> = firsts.iter().map(|(t, _)| *t).collect();
+        for &p in r.live.iter().filter(|&&p| p != main) {
+            out.extend(
+                of(p)
+                    .iter()
+                    .filter(|(_, rt)| rt.pausable())
+                    .map(|(t, _)| *t),
+            );
         }
-        Vec::new()
+        out.extend(screens.iter().map(|(t, _)| *t));
+        out
     }
 
-    /// Puts `presenter` live in `room` (`None`: back to the room's first
-    /// publisher): every viewer is re-pointed at its camera and microphone
-    /// at once, without a renegotiation (their next keyframe starts it).
-    /// Only a moderator of the room may; the presenter must be in it.
+    /// Puts `presenters` live in `room`: the first is the main picture and
+    /// the sound, the others further pictures (empty: back to the room's
+    /// first publisher). Every viewer is re-pointed at once, without a
+    /// renegotiation (each picture starts at its next keyframe). Only a
+    /// moderator of the room may; the presenters must be in it.
     pub fn set_live(
         &mut self,
         by: ParticipantId,
-        presenter: Option<ParticipantId>,
+        presenters: Vec<ParticipantId>,
     ) -> Result<(), &'static str> {
         let m = self.members.get(&by).ok_or("not_found")?;
         if !m.info.moderator || m.viewer {
@@ -522,30 +546,37 @@ impl Engine {
         }
         let room = m.room.clone();
         let r = self.rooms.get_mut(&room).ok_or("not_found")?;
-        if let Some(p) = presenter
-            && !r.participants.contains(&p)
-        {
+        if presenters.iter().any(|p| !r.participants.contains(p)) {
             return Err("not_found");
         }
-        if r.live == presenter {
+        let mut live = Vec::with_capacity(presenters.len());
+        for p in presenters {
+            if !live.contains(&p) {
+                live.push(p);
+            }
+        }
+        if r.live == live {
             return Ok(());
         }
-        r.live = presenter;
-        info!(room, ?presenter, by, "live presenter");
+        r.live = live.clone();
+        info!(room, ?live, by, "live presenters");
         let everyone = r.participants.clone();
         for to in everyone {
             self.notices.push_back(Notice {
                 to,
-                kind: NoticeKind::Live(presenter),
+                kind: NoticeKind::Live(live.clone()),
             });
         }
         self.refresh_viewers(&room);
         Ok(())
     }
 
-    /// Who a moderator put live in `room`, if anyone.
-    pub fn live(&self, room: &str) -> Option<ParticipantId> {
-        self.rooms.get(room).and_then(|r| r.live)
+    /// Who a moderator put live in `room` (the main presenter first).
+    pub fn live(&self, room: &str) -> Vec<ParticipantId> {
+        self.rooms
+            .get(room)
+            .map(|r| r.live.clone())
+            .unwrap_or_default()
     }
 
     /// Points every viewer of `room` at what the room broadcasts now (after
@@ -912,11 +943,10 @@ impl Engine {
         r.participants.retain(|&p| p != id);
         r.viewers.retain(|&p| p != id);
         r.speakers.remove(id);
-        // Viewers of a presenter who left go back to the room's first publisher.
-        let was_live = r.live == Some(id);
-        if was_live {
-            r.live = None;
-        }
+        // Viewers of a presenter who left see the others, or the room's first publisher.
+        let was_live = r.live.contains(&id);
+        r.live.retain(|&p| p != id);
+        let live_now = r.live.clone();
         let room = m.room.clone();
         self.release_subscriptions(&room, m.worker, &m.subscribed);
         self.unpublish_all(&room, id);
@@ -934,7 +964,7 @@ impl Engine {
         }
         self.notify_room(&room, id, NoticeKind::ParticipantLeft(id));
         if was_live {
-            self.notify_room(&room, id, NoticeKind::Live(None));
+            self.notify_room(&room, id, NoticeKind::Live(live_now));
         }
         info!(participant = id, room, "left");
         if m.info.moderator {

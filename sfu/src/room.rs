@@ -73,8 +73,8 @@ pub struct Room {
     pub participants: Vec<ParticipantId>,
     /// WHEP viewers (not participants: they get no notices).
     pub viewers: Vec<ParticipantId>,
-    /// The presenter a moderator put live for the viewers, if any.
-    pub live: Option<ParticipantId>,
+    /// The presenters a moderator put live for the viewers (the main one first).
+    pub live: Vec<ParticipantId>,
     /// Published tracks.
     pub tracks: HashMap<TrackId, RoomTrack>,
     /// Who speaks.

@@ -422,6 +422,10 @@ struct Recorded {
     sink: RecordSink,
 }
 
+/// Video sections of a viewer's offer answered beyond the live pictures
+/// (for presenters added later; see [`Command::ViewerSwitch`]).
+const SPARE_VIEWER_VIDEOS: usize = 3;
+
 /// How often a recording's wish for a keyframe is looked at.
 const RECORD_CHECK_EVERY: Duration = Duration::from_millis(250);
 
@@ -888,7 +892,7 @@ impl WorkerCore {
             return;
         };
         h.viewer = true;
-        let answer_sources: Vec<AnswerSource> = sources
+        let mut answer_sources: Vec<AnswerSource> = sources
             .iter()
             .map(|src| AnswerSource {
                 kind: src.kind,
@@ -902,6 +906,20 @@ impl WorkerCore {
                 track_id: src.track.to_string(),
             })
             .collect();
+        // Video sections the offer has beyond what is live now are answered
+        // too, silent, so that a presenter added later (a sign-language
+        // interpreter) can be shown without a renegotiation.
+        if let Some(video) = sources.iter().find(|s| s.kind == MediaKind::Video) {
+            for k in 0..SPARE_VIEWER_VIDEOS {
+                answer_sources.push(AnswerSource {
+                    kind: MediaKind::Video,
+                    codec: video.codec.clone(),
+                    ssrc: self.rng.next_u64() as u32,
+                    stream_id: format!("kaigi-picture-{}", k + 2),
+                    track_id: format!("picture-{}", k + 2),
+                });
+            }
+        }
         let (answer, used) = match h.subscribe.answer_offer(now, sdp, &answer_sources) {
             Ok(r) => r,
             Err(e) => {
@@ -915,11 +933,22 @@ impl WorkerCore {
             }
         };
         for (index, sender) in used {
-            let (Some(src), Some(out)) = (sources.get(index), answer_sources.get(index)) else {
-                continue;
-            };
             let Some(h) = self.hosted.get_mut(&participant) else {
                 return;
+            };
+            let Some(out) = answer_sources.get(index) else {
+                continue;
+            };
+            let Some(src) = sources.get(index) else {
+                // A spare picture: nothing to carry yet.
+                h.viewer_senders.push(ViewerSender {
+                    kind: out.kind,
+                    sender,
+                    ssrc: out.ssrc,
+                    mime: out.codec.mime_type.clone(),
+                    track: None,
+                });
+                continue;
             };
             let payload_type = h.subscribe.sender_payload_type(sender, &src.codec);
             h.subscriptions.insert(src.track);

@@ -45,11 +45,11 @@ fn a_moderator_switches_what_viewers_see_without_renegotiating() {
     // Only a moderator may switch.
     let (gid, iid) = (sim.clients[governor].id, sim.clients[interpreter].id);
     assert_eq!(
-        sim.control(|e| e.set_live(iid, Some(iid))),
+        sim.control(|e| e.set_live(iid, vec![iid])),
         Err("forbidden")
     );
     assert_eq!(
-        sim.control(|e| e.set_live(gid, Some(9999))),
+        sim.control(|e| e.set_live(gid, vec![9999])),
         Err("not_found")
     );
     let before: Vec<usize> = viewers.iter().map(|&v| tag_count(&sim, v)).collect();
@@ -57,11 +57,11 @@ fn a_moderator_switches_what_viewers_see_without_renegotiating() {
         .iter()
         .map(|&v| sim.clients[v].video_seqs.values().map(|s| s.len()).sum())
         .collect();
-    sim.control(|e| e.set_live(gid, Some(iid))).unwrap();
+    sim.control(|e| e.set_live(gid, vec![iid])).unwrap();
     assert!(
         sim.clients[interpreter]
             .notices
-            .contains(&NoticeKind::Live(Some(iid))),
+            .contains(&NoticeKind::Live(vec![iid])),
         "participants are told who is live"
     );
     sim.run_for(Duration::from_secs(2));
@@ -108,7 +108,7 @@ fn a_moderator_switches_what_viewers_see_without_renegotiating() {
     assert!(
         sim.clients[governor]
             .notices
-            .contains(&NoticeKind::Live(None))
+            .contains(&NoticeKind::Live(vec![]))
     );
     sim.run_for(Duration::from_secs(2));
     for (k, &v) in viewers.iter().enumerate() {
@@ -118,4 +118,64 @@ fn a_moderator_switches_what_viewers_see_without_renegotiating() {
             "viewer {v} is back on the governor"
         );
     }
+}
+
+#[test]
+fn a_second_presenter_is_a_second_picture_for_players_that_ask_for_one() {
+    let mut sim = Sim::new(2);
+    let governor = sim.join("press", "governor");
+    let interpreter = sim.join("press", "interpreter");
+    sim.run_for(Duration::from_secs(1));
+    let (gid, iid) = (sim.clients[governor].id, sim.clients[interpreter].id);
+    // A two-picture player that came before the interpreter was added: its
+    // second picture is answered (silent) and filled later, no renegotiation.
+    let early = sim.join_whep_with("press", 2);
+    sim.run_for(Duration::from_secs(1));
+    sim.control(|e| e.set_live(gid, vec![gid, iid])).unwrap();
+    let two = sim.join_whep_with("press", 2);
+    let one = sim.join_whep("press");
+    sim.run_for(Duration::from_secs(2));
+    fn tags(sim: &Sim, v: usize, p: usize) -> Vec<u8> {
+        let stream = format!("p{}", sim.clients[p].id);
+        sim.clients[v]
+            .video_tags
+            .get(&stream)
+            .cloned()
+            .unwrap_or_default()
+    }
+    let (g, i) = (gid as u8, iid as u8);
+    assert!(
+        tags(&sim, two, governor).len() > 30 && tags(&sim, two, governor).iter().all(|&t| t == g)
+    );
+    assert!(
+        tags(&sim, two, interpreter).len() > 30
+            && tags(&sim, two, interpreter).iter().all(|&t| t == i),
+        "the interpreter as the second picture"
+    );
+    assert!(
+        sim.received(two, governor)[0] > 50,
+        "the main presenter's sound"
+    );
+    assert!(
+        tags(&sim, one, governor).len() > 30,
+        "a one-picture player gets the main presenter"
+    );
+    assert!(tags(&sim, one, interpreter).is_empty());
+    let second: Vec<u8> = sim.clients[early]
+        .video_tags
+        .get("kaigi-picture-2")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        second.len() > 30 && second.iter().all(|&t| t == i),
+        "the early player's second picture shows the interpreter: {}",
+        second.len()
+    );
+
+    // The main presenter leaves: the interpreter becomes the main picture.
+    let before = tags(&sim, one, governor).len();
+    sim.leave(governor);
+    sim.run_for(Duration::from_secs(2));
+    let after: Vec<u8> = tags(&sim, one, governor)[before..].to_vec();
+    assert!(after.iter().rev().take(20).all(|&t| t == i), "{after:?}");
 }

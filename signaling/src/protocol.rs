@@ -171,12 +171,17 @@ pub enum ModerateAction {
         /// Participant id.
         target: String,
     },
-    /// Choose whom viewers (WHEP, the watch page) see and hear: a
-    /// participant id, or none for the room's first publisher.
+    /// Choose whom viewers (WHEP, the watch page) see and hear: `target`
+    /// alone, or `targets` (the first is the main picture and the sound, the
+    /// others further pictures); neither (or empty) for the room's first
+    /// publisher.
     SetLive {
-        /// Participant id, or absent.
+        /// One participant id.
         #[serde(default)]
         target: Option<String>,
+        /// Several, the main one first.
+        #[serde(default)]
+        targets: Option<Vec<String>>,
     },
     /// End the meeting for everyone.
     End,
@@ -332,11 +337,13 @@ pub enum ServerMsg {
         /// The highest layer wanted.
         max: u8,
     },
-    /// Whom viewers see now (a moderator's `set_live`; `null`: the room's
-    /// first publisher).
+    /// Whom viewers see now (a moderator's `set_live`, or a live presenter
+    /// left).
     Live {
-        /// Participant id, or null.
+        /// The main presenter (picture and sound), or null: the room's first publisher.
         id: Option<String>,
+        /// Every live presenter, the main one first.
+        ids: Vec<String>,
     },
     /// The active speaker changed.
     ActiveSpeaker {

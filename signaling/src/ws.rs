@@ -77,8 +77,9 @@ pub fn notice_to_msg(kind: NoticeKind) -> Option<ServerMsg> {
         NoticeKind::SubscribeAnswer(sdp) => ServerMsg::SubscribeAnswer { sdp },
         NoticeKind::VideoWanted(wanted) => ServerMsg::VideoWanted { wanted },
         NoticeKind::VideoLayers(max) => ServerMsg::VideoLayers { max },
-        NoticeKind::Live(p) => ServerMsg::Live {
-            id: p.map(protocol::participant_id),
+        NoticeKind::Live(ps) => ServerMsg::Live {
+            id: ps.first().copied().map(protocol::participant_id),
+            ids: ps.into_iter().map(protocol::participant_id).collect(),
         },
         NoticeKind::ActiveSpeaker { speaker, recent } => ServerMsg::ActiveSpeaker {
             id: protocol::participant_id(speaker),
@@ -577,6 +578,9 @@ fn media_kind(kind: Kind) -> MediaKind {
     }
 }
 
+/// The most presenters live at once (a main picture and a few more).
+const MAX_LIVE: usize = 4;
+
 /// A moderator's action; anyone else is refused with `forbidden`.
 fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), ServerMsg> {
     let (allowed, me) = state.sfu.control(|e| {
@@ -675,11 +679,25 @@ fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), 
             let t = member(&target)?;
             state.sfu.control(|e| e.set_moderator(t, true));
         }
-        ModerateAction::SetLive { target } => {
-            let t = target.as_deref().map(member).transpose()?;
+        ModerateAction::SetLive { target, targets } => {
+            let wanted: Vec<String> = targets
+                .unwrap_or_default()
+                .into_iter()
+                .chain(target)
+                .collect();
+            if wanted.len() > MAX_LIVE {
+                return Err(ServerMsg::error(
+                    "bad_request",
+                    format!("at most {MAX_LIVE} presenters can be live at once"),
+                ));
+            }
+            let ids = wanted
+                .iter()
+                .map(|t| member(t))
+                .collect::<Result<Vec<_>, _>>()?;
             state
                 .sfu
-                .control(|e| e.set_live(j.id, t))
+                .control(|e| e.set_live(j.id, ids))
                 .map_err(|code| ServerMsg::error(code, "cannot put this participant live"))?;
         }
         ModerateAction::End => {

@@ -357,7 +357,8 @@ async fn screen_share_is_one_at_a_time_unless_allowed() {
 async fn a_moderator_chooses_who_is_on_air() {
     let server = start();
     let port = server.http;
-    let (mut a, _) = join(port, "onair", "moderator").await;
+    let (mut a, wa) = join(port, "onair", "moderator").await;
+    let a_id = wa["participant_id"].as_str().unwrap().to_owned();
     let (mut b, wb) = join(port, "onair", "interpreter").await;
     let b_id = wb["participant_id"].as_str().unwrap().to_owned();
 
@@ -385,6 +386,22 @@ async fn a_moderator_chooses_who_is_on_air() {
         let m = of_type(ws, "live").await;
         assert_eq!(m["id"], b_id.as_str());
     }
+    // The moderator as the main picture, the interpreter as a second one.
+    send(
+        &mut a,
+        json!({"type": "moderate", "action": "set_live", "targets": [b_id, "p0"]}),
+    )
+    .await;
+    assert_eq!(of_type(&mut a, "error").await["code"], "not_found");
+    let list = json!({"type": "moderate", "action": "set_live", "targets": [a_id, b_id]});
+    send(&mut a, list).await;
+    let m = of_type(&mut a, "live").await;
+    assert_eq!(m["ids"], json!([a_id, b_id]), "{m}");
+    assert_eq!(m["id"], a_id.as_str());
+    assert_eq!(of_type(&mut b, "live").await["ids"][1], b_id.as_str());
+    let too_many = json!({"type": "moderate", "action": "set_live", "targets": [a_id, b_id, a_id, b_id, a_id]});
+    send(&mut a, too_many).await;
+    assert_eq!(of_type(&mut a, "error").await["code"], "bad_request");
     // Back to the default.
     send(
         &mut a,

@@ -1086,7 +1086,7 @@ async function watchProbe() {
   return out;
 }
 
-test('the viewer page: not started, one click, plays the broadcast, says when it ended; fits a phone', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+test('the viewer page: not started, one click, plays the broadcast, a second picture, says when it ended; fits a phone', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
   assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
   const room = roomName(`watch-${MODE}`);
   const viewer = new Participant('viewer', { locale: 'ja-JP', lang: 'ja-JP' });
@@ -1152,6 +1152,40 @@ test('the viewer page: not started, one click, plays the broadcast, says when it
       const w = await phone.page.evaluate(watchProbe);
       return { ok: w.state === 'playing' && w.frames > 10, w };
     }, { timeout: ms(45_000) });
+
+    phase = 'second picture';
+    // A sign-language interpreter joins; the moderator (the presenter) puts itself on air and
+    // the interpreter beside it: the viewer, connected before, shows a second picture.
+    const interp = new Participant('interpreter');
+    ps.push(interp);
+    await interp.launch();
+    await interp.open(room);
+    await interp.join();
+    const clickAction = (page, id, action) => page.evaluate(([pid, act]) => {
+      const b = document.querySelector(`#people-list li[data-participant-id="${pid}"] [data-action="${act}"]`);
+      if (!b) return false;
+      b.click();
+      return true;
+    }, [id, action]);
+    await until('the presenter puts itself on air', async () => ({ ok: await clickAction(presenter.page, presenter.id, 'set-live') }));
+    await until('and adds the interpreter beside it', async () => ({ ok: await clickAction(presenter.page, interp.id, 'add-live') }));
+    const addedAt = Date.now();
+    let secondFrames = 0;
+    await until('the viewer shows the interpreter as a second picture', async () => {
+      const w = await viewer.page.evaluate(() => {
+        const v2 = document.getElementById('video2');
+        return { shown: window.kaigiWatch.secondShown, width: v2.videoWidth, frames: v2.getVideoPlaybackQuality().totalVideoFrames };
+      });
+      secondFrames = w.frames;
+      return { ok: w.shown && w.width > 0 && w.frames > 15, w };
+    }, { timeout: ms(30_000) });
+    r.secondPictureMs = Date.now() - addedAt;
+    await interp.page.getByRole('button', { name: LEAVE_NAME }).click();
+    await until('the second picture goes when the interpreter leaves', async () => {
+      const shown = await viewer.page.evaluate(() => window.kaigiWatch.secondShown);
+      return { ok: !shown, shown };
+    }, { timeout: ms(30_000) });
+    log(`watch: second picture ${r.secondPictureMs} ms after it was added (${secondFrames} frames)`);
 
     phase = 'broadcast ends';
     await presenter.page.getByRole('button', { name: LEAVE_NAME }).click();

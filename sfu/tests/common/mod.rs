@@ -379,11 +379,20 @@ impl Sim {
     /// answers with the room's broadcast.
     #[allow(dead_code)]
     pub fn join_whep(&mut self, room: &str) -> usize {
+        self.join_whep_with(room, 1)
+    }
+
+    /// A WHEP viewer that offers `videos` receive-only video sections (a
+    /// player that shows a second picture, e.g. a sign-language interpreter).
+    #[allow(dead_code)]
+    pub fn join_whep_with(&mut self, room: &str, videos: usize) -> usize {
         let id = self.engine.join_viewer(room).expect("viewer joins");
         let subscribe_addr = self.alloc_addr();
         let publish_addr = self.alloc_addr();
         let mut pc = client_pc(self.now);
-        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        let kinds = std::iter::once(RtpCodecKind::Audio)
+            .chain(std::iter::repeat_n(RtpCodecKind::Video, videos));
+        for kind in kinds {
             pc.add_transceiver_from_kind(
                 kind,
                 Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
