@@ -132,6 +132,29 @@ pub enum Route {
     Remove(String),
 }
 
+/// A recording being fed, as the engine follows it.
+struct Recorded {
+    room: String,
+    /// The worker hosting what it records now.
+    worker: usize,
+    /// Its video track and codec, and its audio track.
+    video: Option<(TrackId, String)>,
+    audio: Option<TrackId>,
+    /// Kept to hand to the next worker; dropped when the recording ends.
+    sink: RecordSink,
+}
+
+impl Recorded {
+    fn command(&self, id: u64) -> Command {
+        Command::Record {
+            id,
+            video: self.video.as_ref().map(|v| v.0),
+            audio: self.audio,
+            sink: self.sink.clone(),
+        }
+    }
+}
+
 /// What a room broadcasts: its first publisher's camera (or share) and microphone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BroadcastSource {
@@ -205,6 +228,8 @@ pub struct Engine {
     commands: VecDeque<(usize, Command)>,
     notices: VecDeque<Notice>,
     routes: VecDeque<Route>,
+    /// Recordings being fed, by id.
+    recordings: HashMap<u64, Recorded>,
 }
 
 impl Engine {
@@ -221,6 +246,7 @@ impl Engine {
             commands: VecDeque::new(),
             notices: VecDeque::new(),
             routes: VecDeque::new(),
+            recordings: HashMap::new(),
         }
     }
 
@@ -567,7 +593,7 @@ impl Engine {
                 kind: NoticeKind::Live(live.clone()),
             });
         }
-        self.refresh_viewers(&room);
+        self.refresh_broadcast(&room);
         Ok(())
     }
 
@@ -577,6 +603,12 @@ impl Engine {
             .get(room)
             .map(|r| r.live.clone())
             .unwrap_or_default()
+    }
+
+    /// Viewers and recordings of `room` follow what it broadcasts now.
+    fn refresh_broadcast(&mut self, room: &str) {
+        self.refresh_viewers(room);
+        self.refresh_recordings(room);
     }
 
     /// Points every viewer of `room` at what the room broadcasts now (after
@@ -665,24 +697,83 @@ impl Engine {
         })
     }
 
-    /// Starts feeding recording `id` of `source` into `sink`. It ends with
-    /// [`Engine::stop_recording`], or by itself when the tracks end.
-    pub fn start_recording(&mut self, id: u64, source: &BroadcastSource, sink: RecordSink) {
-        self.commands.push_back((
-            source.worker,
-            Command::Record {
-                id,
-                video: source.video.as_ref().map(|v| v.0),
-                audio: source.audio.as_ref().map(|a| a.0),
-                sink,
-            },
-        ));
+    /// Starts feeding recording `id` of what `room` broadcasts (`source`)
+    /// into `sink`. It follows the broadcast as viewers do (a presenter
+    /// switch, a presenter who leaves) and ends with
+    /// [`Engine::stop_recording`], or by itself when nothing is broadcast.
+    pub fn start_recording(
+        &mut self,
+        id: u64,
+        room: &str,
+        source: &BroadcastSource,
+        sink: RecordSink,
+    ) {
+        let rec = Recorded {
+            room: room.to_owned(),
+            worker: source.worker,
+            video: source.video.clone(),
+            audio: source.audio.as_ref().map(|a| a.0),
+            sink,
+        };
+        self.commands.push_back((rec.worker, rec.command(id)));
+        self.recordings.insert(id, rec);
     }
 
-    /// Stops feeding recording `id` (started on `worker`).
-    pub fn stop_recording(&mut self, id: u64, worker: usize) {
-        self.commands
-            .push_back((worker, Command::StopRecord { id }));
+    /// Stops feeding recording `id`: its file is then completed.
+    pub fn stop_recording(&mut self, id: u64) {
+        if let Some(rec) = self.recordings.remove(&id) {
+            self.commands
+                .push_back((rec.worker, Command::StopRecord { id }));
+        }
+    }
+
+    /// Moves the recordings of `room` to what it broadcasts now; ends them
+    /// when nothing is. A new video of another codec than the recording's
+    /// is not followed (the file has one codec): its sound still is.
+    fn refresh_recordings(&mut self, room: &str) {
+        let ids: Vec<u64> = self
+            .recordings
+            .iter()
+            .filter(|(_, r)| r.room == room)
+            .map(|(&id, _)| id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let source = self.broadcast_source(room);
+        for id in ids {
+            let Some(src) = &source else {
+                // Nothing broadcast: letting go of the sink ends the file.
+                if let Some(rec) = self.recordings.remove(&id) {
+                    self.commands
+                        .push_back((rec.worker, Command::StopRecord { id }));
+                    info!(room, id, "recording ended with the broadcast");
+                }
+                continue;
+            };
+            let Some(rec) = self.recordings.get_mut(&id) else {
+                continue;
+            };
+            let video = match (&rec.video, &src.video) {
+                (Some((_, old)), Some((t, new))) if old.eq_ignore_ascii_case(new) => {
+                    Some((*t, new.clone()))
+                }
+                (None, _) => None,
+                // Another codec (or no video now): keep the old one if it still exists.
+                (Some(old), _) => Some(old.clone()),
+            };
+            let audio = src.audio.as_ref().map(|a| a.0);
+            if video == rec.video && audio == rec.audio && rec.worker == src.worker {
+                continue;
+            }
+            self.commands
+                .push_back((rec.worker, Command::StopRecord { id }));
+            rec.video = video;
+            rec.audio = audio;
+            rec.worker = src.worker;
+            info!(room, id, video = ?rec.video, audio = ?rec.audio, "recording follows the broadcast");
+            self.commands.push_back((rec.worker, rec.command(id)));
+        }
     }
 
     /// A WHEP viewer's offer: its worker answers it with the room's
@@ -1194,8 +1285,8 @@ impl Engine {
                 ));
             }
         }
-        // Viewers move on to what the room broadcasts now, if anything.
-        self.refresh_viewers(room);
+        // Viewers and recordings move on to what the room broadcasts now, if anything.
+        self.refresh_broadcast(room);
     }
 
     /// Routes a participant's publish offer to its worker.
@@ -1391,7 +1482,7 @@ impl Engine {
                 for s in others {
                     self.subscribe(&room, s, track);
                 }
-                self.refresh_viewers(&room);
+                self.refresh_broadcast(&room);
             }
             WorkerEvent::TrackUnpublished { track } => {
                 if let Some(m) = self.members.get(&track.participant) {

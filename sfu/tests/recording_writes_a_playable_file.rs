@@ -67,9 +67,9 @@ fn a_recording_holds_the_top_layer_and_the_audio_until_stopped() {
     assert_eq!(spec.extension(), "webm");
     let rec = Recording::start(&path, spec).unwrap();
     let status = rec.status().clone();
-    sim.control(|e| e.start_recording(7, &src, rec.sink.clone()));
+    sim.control(|e| e.start_recording(7, "press", &src, rec.sink.clone()));
     sim.run_for(Duration::from_secs(4));
-    sim.control(|e| e.stop_recording(7, src.worker));
+    sim.control(|e| e.stop_recording(7));
     sim.run_for(Duration::from_millis(50));
     rec.wait();
 
@@ -113,6 +113,74 @@ fn a_recording_holds_the_top_layer_and_the_audio_until_stopped() {
     assert!(
         elements(segment).iter().any(|(id, _)| *id == 0x1C53_BB6B),
         "Cues written at the end"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_recording_follows_the_presenter_switch_and_ends_with_the_broadcast() {
+    let dir = std::env::temp_dir().join(format!("kaigi-rec-follow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("follow.webm");
+    let _ = std::fs::remove_file(&path);
+
+    let mut sim = Sim::new(2);
+    let governor = sim.join("press", "governor");
+    let second = sim.join("press", "deputy");
+    sim.run_for(Duration::from_secs(1));
+    let src = sim.control(|e| e.broadcast_source("press")).unwrap();
+    assert_eq!(src.participant, sim.clients[governor].id);
+    let spec = RecordSpec::for_codecs(Some("video/VP8"), Some("audio/opus")).unwrap();
+    let rec = Recording::start(&path, spec).unwrap();
+    let status = rec.status().clone();
+    sim.control(|e| e.start_recording(1, "press", &src, rec.sink.clone()));
+    sim.run_for(Duration::from_secs(2));
+    let (gid, did) = (sim.clients[governor].id, sim.clients[second].id);
+    sim.control(|e| e.set_live(gid, vec![did])).unwrap();
+    sim.run_for(Duration::from_secs(2));
+    // Both leave: nothing is broadcast, the recording ends by itself.
+    sim.leave(second);
+    sim.leave(governor);
+    sim.run_for(Duration::from_millis(100));
+    rec.wait();
+    assert!(status.done.load(Ordering::Acquire));
+
+    let file = std::fs::read(&path).unwrap();
+    let top = elements(&file);
+    let segment = &file[top[1].1.clone()];
+    // The sim's plain video frames end with their publisher's id.
+    let mut tags = Vec::new();
+    let mut last_ms = 0i64;
+    for (id, r) in elements(segment) {
+        if id != 0x1F43_B675 {
+            continue;
+        }
+        let cluster = &segment[r];
+        let mut base = 0i64;
+        for (id, b) in elements(cluster) {
+            if id == 0xE7 {
+                base = cluster[b].iter().fold(0i64, |a, &x| a << 8 | i64::from(x));
+            } else if id == 0xA3 && cluster[b.start] == 0x81 {
+                let block = &cluster[b.clone()];
+                let ms = base + i64::from(i16::from_be_bytes([block[1], block[2]]));
+                assert!(ms >= last_ms, "video times never go back: {ms} < {last_ms}");
+                last_ms = ms;
+                tags.push(*block.last().unwrap());
+            }
+        }
+    }
+    let (g, d) = (gid as u8, did as u8);
+    let switch = tags
+        .iter()
+        .position(|&t| t == d)
+        .expect("the deputy is recorded after the switch");
+    assert!(switch > 40, "the governor first: {switch} frames");
+    assert!(tags[..switch].iter().all(|&t| t == g));
+    assert!(tags[switch..].iter().all(|&t| t == d));
+    assert!(
+        tags.len() - switch > 40,
+        "{} frames of the deputy",
+        tags.len() - switch
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

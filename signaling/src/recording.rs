@@ -50,7 +50,6 @@ pub struct Recordings {
 
 struct Active {
     id: u64,
-    worker: usize,
     name: String,
     started: u64,
     recording: Option<Recording>,
@@ -279,12 +278,13 @@ pub fn start_recording(state: &AppState, room: &str) -> Result<RecordingInfo, Ap
         })?;
     let id = recordings.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let sink = recording.sink.clone();
-    state.sfu.control(|e| e.start_recording(id, &source, sink));
+    state
+        .sfu
+        .control(|e| e.start_recording(id, room, &source, sink));
     info!(room, file = %name, format = spec.extension(), "recording started");
     state.metrics.recordings_started.inc();
     let a = Active {
         id,
-        worker: source.worker,
         name,
         started,
         recording: Some(recording),
@@ -317,7 +317,7 @@ pub async fn stop(
         )
         .into_response();
     };
-    state.sfu.control(|e| e.stop_recording(a.id, a.worker));
+    state.sfu.control(|e| e.stop_recording(a.id));
     // The worker lets go of its end; the writer then completes the file.
     if let Some(r) = a.recording.take() {
         let status = r.status().clone();
@@ -677,7 +677,7 @@ pub fn stop_all(state: &AppState) {
         .drain()
         .collect();
     for (room, mut a) in all {
-        state.sfu.control(|e| e.stop_recording(a.id, a.worker));
+        state.sfu.control(|e| e.stop_recording(a.id));
         if let Some(r) = a.recording.take() {
             r.wait();
             info!(room, file = %a.name, "recording completed at shutdown");

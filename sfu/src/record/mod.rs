@@ -274,6 +274,8 @@ struct TrackIn {
     anchor: Option<(u64, u64)>,
     /// The last extended timestamp, for unwrapping.
     last_ts: u64,
+    /// The stream's SSRC: another one is another source (a presenter switch).
+    ssrc: Option<u32>,
 }
 
 impl TrackIn {
@@ -284,6 +286,7 @@ impl TrackIn {
             clock,
             anchor: None,
             last_ts: 0,
+            ssrc: None,
         }
     }
 
@@ -425,6 +428,15 @@ impl Writer {
         let Some(track) = track else {
             return;
         };
+        let ssrc = p.packet.header.ssrc;
+        if track.ssrc.is_some_and(|s| s != ssrc) {
+            // The broadcast moved to another presenter: its own numbering and
+            // clock; the picture resumes at its first keyframe.
+            track.reorder = Reorder::default();
+            track.asm.gap();
+            track.anchor = None;
+        }
+        track.ssrc = Some(ssrc);
         let mut items = Vec::new();
         let seq = p.packet.header.sequence_number;
         track.reorder.push(p.at, seq, p.packet, &mut items);

@@ -585,9 +585,12 @@ impl Sim {
                         p.header.timestamp = tick as u32 * if video { 90 } else { 48 };
                         p.header.marker = true;
                         p.payload = if video {
-                            // A VP8 payload descriptor marking a keyframe start,
-                            // then data ending with the publisher's tag.
-                            Bytes::from(vec![0x10, 0x00, 0x9d, 0x01, 0x2a, 1, 2, c.id as u8])
+                            // A VP8 payload descriptor marking a keyframe start, a
+                            // keyframe header (320×240), and the publisher's tag.
+                            Bytes::from(vec![
+                                0x10, 0x50, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0,
+                                0x00, c.id as u8,
+                            ])
                         } else {
                             Bytes::from(vec![0xfc; 40])
                         };
@@ -673,11 +676,11 @@ impl Sim {
                             .entry(stream.clone())
                             .or_default()
                             .insert(p.header.sequence_number);
-                        if p.payload.len() == 8 {
+                        if p.payload.len() == 12 && p.payload[1] == 0x50 {
                             c.video_tags
                                 .entry(stream.clone())
                                 .or_default()
-                                .push(p.payload[7]);
+                                .push(p.payload[11]);
                         }
                     }
                     c.received.entry(stream).or_default()[video as usize] += 1;
