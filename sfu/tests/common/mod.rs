@@ -588,8 +588,8 @@ impl Sim {
                             // A VP8 payload descriptor marking a keyframe start, a
                             // keyframe header (320×240), and the publisher's tag.
                             Bytes::from(vec![
-                                0x10, 0x50, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0,
-                                0x00, c.id as u8,
+                                0x10, 0x50, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00,
+                                c.id as u8,
                             ])
                         } else {
                             Bytes::from(vec![0xfc; 40])
