@@ -155,6 +155,21 @@ impl Recorded {
     }
 }
 
+/// A room at a glance (the admin API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    /// Its name.
+    pub name: String,
+    /// Participants in it.
+    pub participants: usize,
+    /// WHEP viewers of it.
+    pub viewers: usize,
+    /// Tracks published in it.
+    pub tracks: usize,
+    /// Who a moderator put on air (the main one first).
+    pub live: Vec<ParticipantId>,
+}
+
 /// What a room broadcasts: its first publisher's camera (or share) and microphone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BroadcastSource {
@@ -293,6 +308,31 @@ impl Engine {
     /// The worker hosting a participant.
     pub fn worker_of(&self, id: ParticipantId) -> Option<usize> {
         self.members.get(&id).map(|m| m.worker)
+    }
+
+    /// Every room: its name, participants, viewers, tracks and who is on air.
+    pub fn rooms(&self) -> Vec<RoomSummary> {
+        let mut out: Vec<RoomSummary> = self
+            .rooms
+            .iter()
+            .map(|(name, r)| RoomSummary {
+                name: name.clone(),
+                participants: r.participants.len(),
+                viewers: r.viewers.len(),
+                tracks: r.tracks.len(),
+                live: r.live.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The WHEP viewers of a room.
+    pub fn room_viewers(&self, room: &str) -> Vec<ParticipantId> {
+        self.rooms
+            .get(room)
+            .map(|r| r.viewers.clone())
+            .unwrap_or_default()
     }
 
     /// The participants of a room, in join order.

@@ -26,7 +26,9 @@ pub mod subscription;
 pub mod track;
 pub mod worker;
 
-pub use engine::{BroadcastSource, Engine, EngineConfig, JoinError, Notice, NoticeKind};
+pub use engine::{
+    BroadcastSource, Engine, EngineConfig, JoinError, Notice, NoticeKind, RoomSummary,
+};
 pub use peer::{Codec, Endpoint, PeerConfig, Transport};
 pub use stats::{DropReason, WorkerStats};
 pub use worker::{Command, Output, ViewerSource, WorkerCore, WorkerEvent, WorkerMsg};

@@ -88,6 +88,8 @@ pub struct AppState {
     pub viewers: crate::sdp_http::Sessions,
     /// Recordings being written.
     pub recordings: crate::recording::Recordings,
+    /// When the server started (health, uptime).
+    pub started: std::time::Instant,
 }
 
 impl AppState {
@@ -141,6 +143,17 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(crate::recording::status),
         )
         .route("/api/recordings", get(crate::recording::list))
+        .route("/admin", get(crate::admin::page))
+        .route("/api/health", get(crate::admin::health))
+        .route("/api/rooms", get(crate::admin::rooms))
+        .route(
+            "/api/rooms/{room}",
+            get(crate::admin::room).delete(crate::admin::end_room),
+        )
+        .route(
+            "/api/rooms/{room}/participants/{id}",
+            delete(crate::admin::kick),
+        )
         .route("/api/recordings/{name}", get(crate::recording::download))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -191,7 +204,8 @@ fn load(state: &AppState, name: &str) -> Option<Vec<u8>> {
     }
 }
 
-fn serve(state: &AppState, name: &str) -> Response {
+/// One of the web client's files, by name.
+pub fn serve(state: &AppState, name: &str) -> Response {
     // Flat folder: a name with a path separator or a leading dot is never a file of ours.
     if name.contains(['/', '\\']) || name.starts_with('.') {
         return not_found_response();

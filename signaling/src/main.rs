@@ -1,5 +1,6 @@
 //! The `kaigi` binary: command line, configuration, start-up and shutdown.
 
+mod admin;
 mod auth;
 mod config;
 mod http;
@@ -277,6 +278,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         ingests: Default::default(),
         viewers: Default::default(),
         recordings: Default::default(),
+        started: std::time::Instant::now(),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();

@@ -146,7 +146,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+pub fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
         status,
         code,
@@ -159,7 +159,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether the request carries the admin key. `Err` is the response to give.
-fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(key) = state.config.admin.api_key.as_deref() else {
         return Err(error(
             StatusCode::FORBIDDEN,
@@ -206,6 +206,17 @@ fn may_record(state: &AppState, room: &str, headers: &HeaderMap) -> Result<(), A
 fn valid_room(room: &str) -> Result<(), ApiError> {
     sfu::room::validate_name(room)
         .map_err(|e| error(StatusCode::BAD_REQUEST, "bad_room", e.to_string()))
+}
+
+/// Whether `room` is being recorded now.
+pub fn is_recording(state: &AppState, room: &str) -> bool {
+    state
+        .recordings
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(room)
+        .is_some_and(|a| !a.done())
 }
 
 /// `POST /api/rooms/{room}/recording`

@@ -322,6 +322,33 @@ fn await_resume(state: Arc<AppState>, j: Joined, kill: Arc<tokio::sync::Notify>)
 }
 
 /// Forgets `id`'s resume token (it left for good).
+/// Takes `id` out of its room: it is told (`removed`, by `by`) first, then
+/// its session and media end at once, even if its client never reads the message.
+pub fn remove_participant(state: &AppState, id: ParticipantId, by: String) {
+    send_to(state, id, ServerMsg::Removed { by });
+    state.sessions.lock().expect("sessions").remove(&id);
+    forget_resume(state, id);
+    state.sfu.control(|e| e.leave(id));
+}
+
+/// Ends the meeting in `room` for everyone (told `meeting_ended`, by `by`);
+/// waiting joiners are turned away.
+pub fn end_meeting(state: &AppState, room: &str, by: String) {
+    state.meetings.end(room);
+    broadcast(state, room, &ServerMsg::MeetingEnded { by });
+    let ids: Vec<ParticipantId> = state
+        .sfu
+        .control(|e| e.room_participants(room))
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    for t in ids {
+        state.sessions.lock().expect("sessions").remove(&t);
+        forget_resume(state, t);
+        state.sfu.control(|e| e.leave(t));
+    }
+}
+
 fn forget_resume(state: &AppState, id: ParticipantId) {
     state
         .resumes
@@ -626,12 +653,7 @@ fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), 
             if t == j.id {
                 return Err(ServerMsg::error("bad_request", "use leave to leave"));
             }
-            // Told first, then out of the room at once: its media stops even if
-            // its client never reads the message.
-            send_to(state, t, ServerMsg::Removed { by: me });
-            state.sessions.lock().expect("sessions").remove(&t);
-            forget_resume(state, t);
-            state.sfu.control(|e| e.leave(t));
+            remove_participant(state, t, me);
         }
         ModerateAction::Lock { locked } => {
             let rs = state.meetings.with(&j.room, |r| {
@@ -700,21 +722,7 @@ fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), 
                 .control(|e| e.set_live(j.id, ids))
                 .map_err(|code| ServerMsg::error(code, "cannot put this participant live"))?;
         }
-        ModerateAction::End => {
-            state.meetings.end(&j.room);
-            broadcast(state, &j.room, &ServerMsg::MeetingEnded { by: me });
-            let ids: Vec<ParticipantId> = state
-                .sfu
-                .control(|e| e.room_participants(&j.room))
-                .into_iter()
-                .map(|i| i.id)
-                .collect();
-            for t in ids {
-                state.sessions.lock().expect("sessions").remove(&t);
-                forget_resume(state, t);
-                state.sfu.control(|e| e.leave(t));
-            }
-        }
+        ModerateAction::End => end_meeting(state, &j.room, me),
     }
     Ok(())
 }

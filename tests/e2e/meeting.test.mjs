@@ -1063,6 +1063,63 @@ test('the meeting is usable on a phone screen', { timeout: ms(180_000), skip: MO
 
 // ---------------------------------------------------------------------------------------------
 
+test('the admin page: key, rooms, a participant, end the room', { timeout: ms(120_000), skip: (MODE === 'tcp' && 'covered by the udp run') || (!process.env.KAIGI_ADMIN_KEY && 'no admin key (run.sh sets one)') }, async () => {
+  assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
+  const room = roomName(`admin-${MODE}`);
+  const member = new Participant('member');
+  const admin = new Participant('admin', { locale: 'ja-JP', lang: 'ja-JP' });
+  const ps = [member, admin];
+  const r = (results.tests.admin = { ok: false, room });
+  let phase = 'launch';
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+    await member.open(room);
+    await member.join();
+    phase = 'sign in';
+    await admin.page.goto(`${BASE}/admin`, { waitUntil: 'load', timeout: ms(30_000) });
+    // A wrong key is refused with a message.
+    await admin.page.getByLabel('管理 API キー').fill('wrong-key');
+    await admin.page.getByRole('button', { name: '開く' }).click();
+    await until('a wrong key is refused', async () => {
+      const text = await admin.page.evaluate(() => document.getElementById('key-error').hidden ? '' : document.getElementById('key-error').textContent);
+      return { ok: text.includes('受け付けられませんでした'), text };
+    });
+    await admin.page.getByLabel('管理 API キー').fill(process.env.KAIGI_ADMIN_KEY);
+    await admin.page.getByRole('button', { name: '開く' }).click();
+    phase = 'rooms';
+    await until('the admin page lists the room with its participant', async () => {
+      const row = await admin.page.evaluate((name) => {
+        const tr = document.querySelector(`#rooms tr[data-room="${name}"]`);
+        return tr ? [...tr.querySelectorAll('td')].map((td) => td.textContent) : null;
+      }, room);
+      return { ok: !!row && row[1] === '1', row };
+    });
+    await admin.page.locator(`#rooms tr[data-room="${room}"] [data-action="show"]`).click();
+    await until('the room shows its participant', async () => {
+      const people = await admin.page.evaluate(() => [...document.querySelectorAll('#room-people li')].map((li) => li.textContent));
+      return { ok: people.some((t) => t.includes('member')), people };
+    });
+    phase = 'end';
+    admin.page.on('dialog', (d) => d.accept());
+    await admin.page.locator(`#rooms tr[data-room="${room}"] [data-action="end-room"]`).click();
+    await member.waitState('left');
+    const said = await member.page.evaluate(() => document.body.textContent);
+    await until('the room is gone from the list', async () => {
+      const gone = await admin.page.evaluate((name) => !document.querySelector(`#rooms tr[data-room="${name}"]`), room);
+      return { ok: gone };
+    });
+    r.ok = true;
+    log(`admin: room listed, participant shown, ended (member page: ${said.includes('ended') || said.includes('終了') ? 'told' : 'left'})`);
+  } catch (err) {
+    await dumpAll(`admin-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    for (const p of ps) await p.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+
 /** What the viewer page shows and receives (runs in the page). */
 async function watchProbe() {
   const v = document.getElementById('video');

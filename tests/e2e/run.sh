@@ -147,7 +147,9 @@ trap cleanup EXIT
 EXTRA=()
 if [ -n "${KAIGI_EXTRA_ARGS:-}" ]; then read -r -a EXTRA <<<"$KAIGI_EXTRA_ARGS"; fi
 say "starting $KAIGI_BIN (https 127.0.0.1:$HTTP_PORT, media 127.0.0.1:$MEDIA_PORT udp+tcp)${EXTRA[*]:+ with ${EXTRA[*]}}"
-RUST_LOG=${RUST_LOG:-info} "$KAIGI_BIN" --bind 127.0.0.1 --public-ip 127.0.0.1 \
+# The admin page test signs in with this key.
+ADMIN_KEY="e2e-admin-key-$RANDOM$RANDOM$RANDOM"
+KAIGI_ADMIN__API_KEY="$ADMIN_KEY" RUST_LOG=${RUST_LOG:-info} "$KAIGI_BIN" --bind 127.0.0.1 --public-ip 127.0.0.1 \
   --http-port "$HTTP_PORT" --media-port "$MEDIA_PORT" --data-dir "$DATA" "${EXTRA[@]}" \
   >"$ART/kaigi.log" 2>&1 &
 KPID=$!
@@ -169,7 +171,7 @@ if [ -n "${KAIGI_E2E_FILTER:-}" ]; then FILTER=(--test-name-pattern="$KAIGI_E2E_
 set +e
 env KAIGI_URL="$URL" KAIGI_EXPECT_TRANSPORT="$MODE" KAIGI_E2E_MODE="$MODE" \
   KAIGI_E2E_OUT="$OUT" KAIGI_E2E_ARTIFACTS="$ART" KAIGI_PID="$KPID" KAIGI_CLK_TCK="$(getconf CLK_TCK)" \
-  KAIGI_MEDIA_PORT="$MEDIA_PORT" \
+  KAIGI_MEDIA_PORT="$MEDIA_PORT" KAIGI_ADMIN_KEY="$ADMIN_KEY" \
   node --test --test-reporter=spec "${FILTER[@]}" "$HERE/meeting.test.mjs"
 status=$?
 set -e
