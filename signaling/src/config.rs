@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// On SIGTERM, how long running meetings and broadcasts may go on
+    /// (no new joins) before the server stops; it stops sooner once they end.
+    pub drain_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             tls: true,
             tls_cert: None,
             tls_key: None,
+            drain_secs: 30,
         }
     }
 }

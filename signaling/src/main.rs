@@ -293,9 +293,8 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             let (handle, state) = (handle.clone(), signal_state);
             tokio::spawn(async move {
                 shutdown_signal().await;
-                info!("shutting down");
-                state.draining.store(true, Ordering::Relaxed);
-                handle.graceful_shutdown(Some(Duration::from_secs(5)));
+                drain(&state).await;
+                handle.graceful_shutdown(Some(Duration::from_secs(2)));
             });
         }
         if state_for_auto.config.recording.auto {
@@ -340,6 +339,40 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         state.sfu.shutdown();
     }
     Ok(())
+}
+
+/// Stops taking joins, then waits until the meetings and broadcasts end,
+/// the grace time (`server.drain_secs`) is up, or a second signal comes.
+async fn drain(state: &AppState) {
+    state.draining.store(true, Ordering::Relaxed);
+    let grace = Duration::from_secs(state.config.server.drain_secs);
+    let deadline = tokio::time::Instant::now() + grace;
+    info!(
+        grace_secs = grace.as_secs(),
+        "draining: new joins refused; meetings go on until they end or the grace time is up (signal again to stop now)"
+    );
+    let again = shutdown_signal();
+    tokio::pin!(again);
+    loop {
+        let busy = state
+            .sfu
+            .control(|e| e.participant_count() + e.viewer_count());
+        if busy == 0 {
+            info!("every meeting has ended: stopping");
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                info!(busy, "grace time over: stopping");
+                return;
+            }
+            _ = &mut again => {
+                info!(busy, "second signal: stopping now");
+                return;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -25,6 +25,23 @@ impl Drop for TempDir {
     }
 }
 
+impl Server {
+    /// Sends the server a signal (e.g. `libc::SIGTERM`).
+    #[allow(dead_code)]
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Whether the server has exited (without waiting).
+    #[allow(dead_code)]
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
