@@ -16,7 +16,8 @@ if [ -z "${KAIGI_LOAD_IN_NETNS:-}" ]; then
 fi
 ip link set lo up
 RUN=$(mktemp -d)
-trap 'kill "${KP:-}" 2>/dev/null || true; rm -rf "$RUN"' EXIT
+# No drain needed at the end of a test: SIGKILL.
+trap 'kill -KILL "${KP:-}" 2>/dev/null || true; rm -rf "$RUN"' EXIT
 "$TARGET/release/kaigi" --bind 127.0.0.1 --public-ip 127.0.0.1 --http-port 18443 \
   --media-port 11000 --data-dir "$RUN/data" >"$RUN/kaigi.log" 2>&1 &
 KP=$!
