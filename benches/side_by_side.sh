@@ -106,7 +106,7 @@ run_server() { # NAME
     --video-kbps "$KBPS" --room-prefix "sbs" --server-pid "$pid" "${metrics[@]}" "${via[@]}" --out "$RUN/$name.json"
   grep '^Udp:' /proc/net/snmp | tail -1 >"$RUN/$name.udp1"
   peak_rss_kib "$pid" >"$RUN/$name.rss"
-  kill "$pid" 2>/dev/null || true
+  kill -KILL "$pid" 2>/dev/null || true  # measured already; no drain needed
   wait "$pid" 2>/dev/null || true
 }
 
