@@ -76,7 +76,8 @@ step() {
 # --- setup: Debian packages and npm packages, installed only when missing -------------------------
 APT_PACKAGES=(chromium chromium-driver libopus-dev pkg-config iptables iproute2 python3-venv ffmpeg
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
-  python3-gi gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1)
+  python3-gi gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1
+  prometheus)
 
 install_apt() {
   local missing=() p
@@ -89,7 +90,15 @@ install_apt() {
   fi
   echo "Debian packages: installing ${missing[*]}"
   local log="$LOG_DIR/apt.log"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >"$log" 2>&1; then
+  # Packages only, no services: prometheus (for promtool) would start a server otherwise.
+  local policy=/usr/sbin/policy-rc.d made_policy=false
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=true
+  fi
+  local rc=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >"$log" 2>&1 || rc=$?
+  if $made_policy; then rm -f "$policy"; fi
+  if [ "$rc" -ne 0 ]; then
     tail -n 40 "$log"
     echo "apt-get failed (full log: $log)" >&2
     return 1

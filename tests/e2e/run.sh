@@ -197,6 +197,21 @@ if [ -f "$OUT" ]; then
   say "results: $OUT"
 fi
 
+# The metrics after a whole run of meetings follow Prometheus's conventions (promtool, Debian's
+# prometheus package; scripts/test.sh installs it).
+if [ "$status" -eq 0 ] && [ -z "${KAIGI_E2E_FILTER:-}" ]; then
+  if ! command -v promtool >/dev/null; then
+    say "promtool is missing: apt-get install prometheus (scripts/test.sh does)"
+    status=1
+  elif ! promtool check metrics <"$ART/metrics.txt" >"$ART/promtool.txt" 2>&1; then
+    say "promtool check metrics found problems:"
+    cat "$ART/promtool.txt" >&2
+    status=1
+  else
+    say "metrics: promtool check metrics passed ($(grep -c '^# TYPE' "$ART/metrics.txt") families)"
+  fi
+fi
+
 if [ "$status" -ne 0 ]; then
   server_log_tail 80
   say "FAILED (artifacts in $ART)"
