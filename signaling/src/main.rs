@@ -1,19 +1,5 @@
 //! The `kaigi` binary: command line, configuration, start-up and shutdown.
 
-mod admin;
-mod auth;
-mod config;
-mod http;
-mod meeting;
-mod metrics;
-mod protocol;
-mod recording;
-mod sdp_http;
-mod tls;
-mod watch;
-mod whep;
-mod whip;
-mod ws;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -25,8 +11,9 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::http::AppState;
+use kaigi::config::Config;
+use kaigi::http::AppState;
+use kaigi::{auth, http, metrics, protocol, recording, tls};
 
 /// kaigi: meetings, consultations and broadcasts for closed intranets.
 #[derive(Parser, Debug)]

@@ -1,0 +1,20 @@
+//! The `kaigi` server as a library: HTTP and WebSocket signaling, WHIP and
+//! WHEP, tokens, configuration, recordings and the admin API around the
+//! media core (`sfu`). The binary (`src/main.rs`) is the command line on
+//! top; the library exists so that tests and fuzz targets (`fuzz/`) reach
+//! the parsers.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod meeting;
+pub mod metrics;
+pub mod protocol;
+pub mod recording;
+pub mod sdp_http;
+pub mod tls;
+pub mod watch;
+pub mod whep;
+pub mod whip;
+pub mod ws;
