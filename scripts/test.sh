@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kaigi's one test command: formatting, lints, unit tests, release build, end-to-end browser tests
-# (UDP and ICE-TCP) and interop tests.
+# (UDP and ICE-TCP), load smoke, interop tests and a short run of every fuzz target.
 #
 #   sudo ./scripts/test.sh        (or as root: ./scripts/test.sh)
 #
@@ -132,6 +132,39 @@ setup() {
   install_npm
   # The interop test runs without network; its virtualenv is made here, from PyPI.
   bash "$ROOT/tests/interop/run.sh" --setup
+  install_cargo_fuzz
+}
+
+# cargo-fuzz (crates.io) drives libFuzzer over fuzz/'s targets.
+install_cargo_fuzz() {
+  if command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "cargo-fuzz: present"
+    return 0
+  fi
+  echo "cargo-fuzz: cargo install cargo-fuzz"
+  cargo install --quiet --locked cargo-fuzz >"$LOG_DIR/cargo-fuzz.log" 2>&1 ||
+    { tail -n 30 "$LOG_DIR/cargo-fuzz.log"; return 1; }
+}
+
+# Every fuzz target for KAIGI_FUZZ_SECS (15) seconds, from its seeds and the regression inputs
+# kept in fuzz/seeds/<target>; new corpus entries go under the target folder, not the tree.
+# cargo fuzz needs nightly-only flags (sanitizers); the one stable toolchain allows them with
+# RUSTC_BOOTSTRAP=1, for this build only.
+fuzz_all() {
+  local secs=${KAIGI_FUZZ_SECS:-15} t corpus
+  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -O)
+  for t in $(cd fuzz && cargo fuzz list); do
+    corpus="$TARGET/fuzz-corpus/$t"
+    mkdir -p "$corpus"
+    local log="$LOG_DIR/fuzz-$t.log"
+    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" "$corpus" "seeds/$t" -- \
+      -max_total_time="$secs" -rss_limit_mb=1024) >"$log" 2>&1; then
+      tail -n 60 "$log"
+      echo "fuzz target $t failed (log: $log; the input is under fuzz/artifacts/$t)" >&2
+      return 1
+    fi
+    echo "fuzz: $t: $(grep -E '^Done' "$log" | tail -1)"
+  done
 }
 
 header "setup"
@@ -157,8 +190,9 @@ step "e2e: 3 browsers over UDP" bash tests/e2e/run.sh udp
 step "e2e: 3 browsers over ICE-TCP (UDP blocked)" bash tests/e2e/run.sh tcp
 
 step "load smoke: 20 viewers of real rtc peers (private network namespace)" bash tests/load/run.sh 20
-step "interop: 3 aiortc clients (private network namespace)" \
+step "interop: aiortc, FFmpeg, GStreamer, recordings (private network namespace)" \
   unshare -n bash -c 'ip link set lo up; exec bash tests/interop/run.sh'
+step "fuzz: every parser kaigi owns, ${KAIGI_FUZZ_SECS:-15} s each" fuzz_all
 
 echo
 echo "all steps passed in $((SECONDS - started)) s"

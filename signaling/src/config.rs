@@ -234,6 +234,14 @@ impl Config {
             })?,
             None => String::new(),
         };
+        Self::parse(&text, env)
+    }
+
+    /// A configuration from TOML `text`, then `KAIGI_SECTION__KEY` variables from `env`.
+    pub fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;

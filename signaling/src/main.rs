@@ -1,6 +1,5 @@
 //! The `kaigi` binary: command line, configuration, start-up and shutdown.
 
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -585,9 +585,139 @@ impl Drop for Writer {
     }
 }
 
+/// Runs untrusted bytes through the recording path (fuzzing): they are cut
+/// into RTP-like packets (sequence number, timestamp, marker, payload) for
+/// VP8, H.264 and Opus, reordered, joined into frames and written by both
+/// muxers into memory. It must never panic, whatever the bytes.
+#[doc(hidden)]
+pub fn fuzz_recording_path(data: &[u8]) {
+    use std::io::Cursor;
+    let now = Instant::now();
+    let mut rest = data;
+    let mut webm: Option<webm::Webm<Cursor<Vec<u8>>>> = None;
+    let mut mp4: Option<fmp4::Fmp4<Vec<u8>>> = None;
+    let mut tracks = [
+        (Reorder::default(), Assembler::new(Payload::Vp8)),
+        (Reorder::default(), Assembler::new(Payload::H264)),
+        (Reorder::default(), Assembler::new(Payload::Opus)),
+    ];
+    let mut t_us = 0u64;
+    while rest.len() >= 8 {
+        let kind = usize::from(rest[0] % 3);
+        let seq = u16::from_be_bytes([rest[1], rest[2]]);
+        let ts = u32::from_be_bytes([rest[3], rest[4], rest[5], rest[6]]);
+        let marker = rest[7] & 0x80 != 0;
+        let len = usize::from(rest[7] & 0x7F).min(rest.len() - 8);
+        let payload = &rest[8..8 + len];
+        rest = &rest[8 + len..];
+        t_us += u64::from(ts % 50_000);
+        let (reorder, asm) = &mut tracks[kind];
+        let mut items = Vec::new();
+        reorder.push(now, seq, (ts, marker, payload.to_vec()), &mut items);
+        reorder.expire(
+            now + Duration::from_millis(u64::from(seq % 400)),
+            &mut items,
+        );
+        for item in items {
+            let frame = match item {
+                Item::Gap => {
+                    asm.gap();
+                    None
+                }
+                Item::Packet((ts, marker, p)) => asm.push(ts, marker, &p),
+            };
+            let Some(frame) = frame else {
+                continue;
+            };
+            let payload = [Payload::Vp8, Payload::H264, Payload::Opus][kind];
+            let size = depack::keyframe_size(payload, &frame.data);
+            match payload {
+                Payload::Opus => {
+                    if let Some(w) = webm.as_mut() {
+                        let _ = w.audio(t_us, &frame.data);
+                    }
+                    if let Some(m) = mp4.as_mut() {
+                        let _ = m.audio(t_us, &frame.data);
+                    }
+                }
+                Payload::Vp8 => {
+                    if webm.is_none()
+                        && let Some((width, height)) = size
+                    {
+                        let video = VideoParams {
+                            format: VideoFormat::Vp8,
+                            width,
+                            height,
+                            sps: Vec::new(),
+                            pps: Vec::new(),
+                        };
+                        let audio = Some(AudioParams { channels: 2 });
+                        webm = webm::Webm::new(Cursor::new(Vec::new()), Some(video), audio).ok();
+                    }
+                    if let Some(w) = webm.as_mut() {
+                        let _ = w.video(t_us, frame.keyframe, &frame.data);
+                    }
+                }
+                Payload::H264 => {
+                    if mp4.is_none()
+                        && let Some((width, height)) = size
+                    {
+                        let of = |t: u8| -> Vec<Vec<u8>> {
+                            depack::nal_units(&frame.data)
+                                .filter(|n| n.first().is_some_and(|b| b & 0x1F == t))
+                                .map(<[u8]>::to_vec)
+                                .collect()
+                        };
+                        let video = VideoParams {
+                            format: VideoFormat::H264,
+                            width,
+                            height,
+                            sps: of(7),
+                            pps: of(8),
+                        };
+                        mp4 = fmp4::Fmp4::new(
+                            Vec::new(),
+                            Some(video),
+                            Some(AudioParams { channels: 2 }),
+                        )
+                        .ok();
+                    }
+                    if let Some(m) = mp4.as_mut() {
+                        let _ = m.video(t_us, frame.keyframe, &frame.data);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(w) = webm.as_mut() {
+        let _ = w.flush();
+        let _ = w.finish();
+    }
+    if let Some(m) = mp4.as_mut() {
+        let _ = m.flush();
+        let _ = m.finish();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fuzz_entry_takes_anything() {
+        let mut seed = 1u64;
+        for n in 0..300 {
+            let bytes: Vec<u8> = (0..n * 7)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (seed >> 56) as u8
+                })
+                .collect();
+            fuzz_recording_path(&bytes);
+        }
+    }
 
     #[test]
     fn track_times_follow_rtp_timestamps_from_the_first_arrival() {
