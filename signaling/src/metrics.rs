@@ -4,7 +4,8 @@
 
 use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use sfu::runtime::SfuHandle;
@@ -46,6 +47,12 @@ pub struct Metrics {
     pub notices_dropped: IntCounter,
     /// Recordings started.
     pub recordings_started: IntCounter,
+    /// Participants per room (rooms are bounded by `limits.max_rooms`).
+    room_participants: IntGaugeVec,
+    /// WHEP viewers per room.
+    room_viewers: IntGaugeVec,
+    /// Time to answer a join (WebSocket) or an SDP offer (WHIP, WHEP), by kind.
+    pub answer_seconds: HistogramVec,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -171,6 +178,29 @@ impl Metrics {
             ),
             notices_dropped,
             recordings_started: counter(&r, "kaigi_recordings_started_total", "Recordings started"),
+            room_participants: gauge_vec(
+                &r,
+                "kaigi_room_participants",
+                "Participants per room",
+                &["room"],
+            ),
+            room_viewers: gauge_vec(&r, "kaigi_room_viewers", "WHEP viewers per room", &["room"]),
+            answer_seconds: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "kaigi_answer_seconds",
+                        "Time from a join (kind=join), a WHIP offer (whip) or a WHEP offer \
+                         (whep) to kaigi's answer",
+                    )
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    ]),
+                    &["kind"],
+                )
+                .expect("metric");
+                r.register(Box::new(h.clone())).expect("register");
+                h
+            },
             registry: r,
         }
     }
@@ -186,6 +216,17 @@ impl Metrics {
                 self.worker_participants
                     .with_label_values(&[&w.to_string()])
                     .set(*n as i64);
+            }
+            // Rooms that closed go away with their labels.
+            self.room_participants.reset();
+            self.room_viewers.reset();
+            for r in e.rooms() {
+                self.room_participants
+                    .with_label_values(&[&r.name])
+                    .set(r.participants as i64);
+                self.room_viewers
+                    .with_label_values(&[&r.name])
+                    .set(r.viewers as i64);
             }
         });
         let all: Vec<&WorkerStats> = sfu

@@ -17,6 +17,29 @@ use sfu::ParticipantId;
 use crate::http::{AppState, SessionHandle};
 use crate::protocol::ServerMsg;
 
+/// Runs a WHIP or WHEP request: counts its result in `counter` and times
+/// the answers it gives (`kaigi_answer_seconds{kind}`).
+pub async fn answered(
+    state: &AppState,
+    kind: &'static str,
+    counter: &IntCounterVec,
+    work: impl std::future::Future<Output = Result<Response, Refusal>>,
+) -> Response {
+    let t0 = std::time::Instant::now();
+    match work.await {
+        Ok(res) => {
+            counter.with_label_values(&["ok"]).inc();
+            state
+                .metrics
+                .answer_seconds
+                .with_label_values(&[kind])
+                .observe(t0.elapsed().as_secs_f64());
+            res
+        }
+        Err(refusal) => refusal.respond(counter),
+    }
+}
+
 /// Largest offer accepted (a real one is a few KiB).
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 /// How long the media server may take to answer.

@@ -48,13 +48,13 @@ pub async fn post(
     body: Bytes,
 ) -> Response {
     let counter = &state.metrics.whep_requests;
-    match watch(&state, &room, &headers, &body).await {
-        Ok(res) => {
-            counter.with_label_values(&["ok"]).inc();
-            res
-        }
-        Err(refusal) => refusal.respond(counter),
-    }
+    sdp_http::answered(
+        &state,
+        "whep",
+        counter,
+        watch(&state, &room, &headers, &body),
+    )
+    .await
 }
 
 async fn watch(

@@ -66,13 +66,13 @@ pub async fn post(
     body: Bytes,
 ) -> Response {
     let counter = &state.metrics.whip_requests;
-    match ingest(&state, &room, &headers, &body).await {
-        Ok(res) => {
-            counter.with_label_values(&["ok"]).inc();
-            res
-        }
-        Err(refusal) => refusal.respond(counter),
-    }
+    sdp_http::answered(
+        &state,
+        "whip",
+        counter,
+        ingest(&state, &room, &headers, &body),
+    )
+    .await
 }
 
 async fn ingest(

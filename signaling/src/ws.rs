@@ -416,15 +416,7 @@ fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<Server
                     name,
                     token,
                     resume,
-                } => match request_join(state, v, &room, &name, token.as_deref()).and_then(|req| {
-                    match resume.and_then(|t| resumable(state, &t, &req.room)) {
-                        Some((id, role, token)) => {
-                            resume_session(state, ctx.session, id, role, token, req.room)
-                                .map(Stage::Joined)
-                        }
-                        None => admit_or_wait(state, ctx.session, req),
-                    }
-                }) {
+                } => match join_timed(ctx, v, &room, &name, token.as_deref(), resume) {
                     Ok(next) => {
                         *stage = next;
                         None
@@ -925,6 +917,33 @@ fn welcome(
         resume_token,
         resumed,
     }))
+}
+
+/// A join (or resume), timed into `kaigi_answer_seconds{kind="join"}`.
+fn join_timed(
+    ctx: &mut Ctx<'_>,
+    v: Option<u32>,
+    room: &str,
+    name: &str,
+    token: Option<&str>,
+    resume: Option<String>,
+) -> Result<Stage, ServerMsg> {
+    let state = ctx.state;
+    let t0 = std::time::Instant::now();
+    let r = request_join(state, v, room, name, token).and_then(|req| {
+        match resume.and_then(|t| resumable(state, &t, &req.room)) {
+            Some((id, role, token)) => {
+                resume_session(state, ctx.session, id, role, token, req.room).map(Stage::Joined)
+            }
+            None => admit_or_wait(state, ctx.session, req),
+        }
+    });
+    state
+        .metrics
+        .answer_seconds
+        .with_label_values(&["join"])
+        .observe(t0.elapsed().as_secs_f64());
+    r
 }
 
 /// Puts the participant in the room: engine join, welcome, subscriptions.
