@@ -22,6 +22,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
 import https from 'node:https';
+import dgram from 'node:dgram';
+import net from 'node:net';
 import { chromium } from 'playwright-core';
 
 const BASE = (process.env.KAIGI_URL || '').replace(/\/+$/, '');
@@ -1062,6 +1064,180 @@ test('the meeting is usable on a phone screen', { timeout: ms(180_000), skip: MO
 });
 
 // ---------------------------------------------------------------------------------------------
+
+/** kaigi's resident memory, KiB (VmRSS), or 0 without its pid. */
+function rssKiB() {
+  if (!KAIGI_PID) return 0;
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${KAIGI_PID}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** One HTTPS request to kaigi (self-signed: not verified); resolves to the status, never rejects. */
+function httpsStatus(method, path, body, headers = {}) {
+  return new Promise((resolve) => {
+    const u = new URL(path, BASE);
+    const req = https.request({ method, hostname: u.hostname, port: u.port, path: u.pathname + u.search, rejectUnauthorized: false, headers: { 'content-length': Buffer.byteLength(body), ...headers }, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => { req.destroy(); resolve(0); });
+    req.end(body);
+  });
+}
+
+/** Random bytes of a random length up to `max`. */
+function junk(max) {
+  const n = Math.floor(Math.random() * max);
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(Math.random() * 256);
+  return b;
+}
+
+test('hostile input at every port and endpoint does not disturb a meeting', { timeout: ms(180_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+  assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
+  const mediaPort = Number(process.env.KAIGI_MEDIA_PORT || 0);
+  assert.ok(mediaPort, 'KAIGI_MEDIA_PORT is not set');
+  const room = roomName(`hostile-${MODE}`);
+  const a = new Participant('ha');
+  const b = new Participant('hb');
+  const attacker = new Participant('attacker');
+  const ps = [a, b, attacker];
+  const r = (results.tests.hostile = { ok: false, room });
+  let phase = 'launch';
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+    for (const p of [a, b]) {
+      await p.open(room);
+      await p.join();
+    }
+    await until('b decodes a', async () => ({ ok: (await b.framesDecoded()) > 20 }));
+    const rssBefore = rssKiB();
+    const framesBefore = await b.framesDecoded();
+    phase = 'attack';
+    const ATTACK_MS = ms(12_000);
+    const until_ = Date.now() + ATTACK_MS;
+    const counts = { udp: 0, tcp: 0, http: 0, ws: 0 };
+    // UDP at the media port: random bytes, truncated STUN, DTLS-looking and RTP-looking junk.
+    const udp = dgram.createSocket('udp4');
+    const stunHead = Buffer.from([0x00, 0x01, 0x00, 0x50, 0x21, 0x12, 0xa4, 0x42]);
+    const udpFlood = (async () => {
+      while (Date.now() < until_) {
+        for (let i = 0; i < 50; i++) {
+          const kind = i % 4;
+          const body = junk(1400);
+          const pkt = kind === 0 ? body
+            : kind === 1 ? Buffer.concat([stunHead, body.subarray(0, 12)])
+              : kind === 2 ? Buffer.concat([Buffer.from([0x16, 0xfe, 0xfd]), body])
+                : Buffer.concat([Buffer.from([0x80, 0x60]), body]);
+          udp.send(pkt, mediaPort, '127.0.0.1');
+          counts.udp++;
+        }
+        await sleep(10);
+      }
+    })();
+    // ICE-TCP at the media port: framed and unframed junk, connections opened and dropped.
+    const tcpFlood = (async () => {
+      while (Date.now() < until_) {
+        await new Promise((resolve) => {
+          const sock = net.connect(mediaPort, '127.0.0.1', () => {
+            sock.write(Buffer.concat([Buffer.from([0xff, 0xff]), junk(3000)]));
+            sock.end();
+          });
+          sock.on('error', resolve);
+          sock.on('close', resolve);
+          setTimeout(() => { sock.destroy(); resolve(); }, 300);
+        });
+        counts.tcp++;
+      }
+    })();
+    // WHIP/WHEP: malformed SDP, bad tokens, oversized bodies, wrong types.
+    const httpFlood = (async () => {
+      const bodies = [
+        ['POST', `/whip/${room}`, 'v=0\r\nm=video 9 junk', { 'content-type': 'application/sdp', authorization: 'Bearer nope' }],
+        ['POST', `/whep/${room}`, junk(2000).toString('latin1'), { 'content-type': 'application/sdp' }],
+        ['POST', `/whep/${room}`, 'x'.repeat(70_000), { 'content-type': 'application/sdp' }],
+        ['POST', `/whip/${room}`, '{}', { 'content-type': 'application/json' }],
+        ['PATCH', `/whep/${room}/nothing`, 'a=candidate:1', { 'content-type': 'application/trickle-ice-sdpfrag' }],
+        ['GET', '/api/rooms', '', { authorization: 'Bearer guess' }],
+        ['GET', `/watch/${room}/status`, '', {}],
+        ['GET', '/assets/..%2f..%2fetc%2fpasswd', '', {}],
+      ];
+      while (Date.now() < until_) {
+        await Promise.all(bodies.map(([m, p, body, h]) => httpsStatus(m, p, body, h)));
+        counts.http += bodies.length;
+      }
+    })();
+    // WebSockets from a page: garbage, oversized messages, joins with bad names and tokens, floods.
+    await attacker.page.goto(`${BASE}/`, { waitUntil: 'load', timeout: ms(30_000) });
+    const wsFlood = attacker.page.evaluate(async ({ url, room: target, millis }) => {
+      const end = Date.now() + millis;
+      let sent = 0;
+      const one = () => new Promise((resolve) => {
+        const ws = new WebSocket(url);
+        ws.onopen = () => {
+          const msgs = [
+            'not json', '{"type":"nope"}', '{"type":"join","v":1}', JSON.stringify({ type: 'join', v: 1, room: '../../x', name: 'x' }),
+            JSON.stringify({ type: 'join', v: 1, room: target, name: 'x', token: 'a.b.c' }),
+            'x'.repeat(100_000), JSON.stringify({ type: 'chat', text: 'before join' }),
+            JSON.stringify({ type: 'publish_offer', sdp: 'v=0' }),
+          ];
+          for (let i = 0; i < 60; i++) ws.send(msgs[i % msgs.length]);
+          sent += 60;
+          setTimeout(() => { ws.close(); resolve(); }, 100);
+        };
+        ws.onerror = () => resolve();
+      });
+      while (Date.now() < end) await Promise.all([one(), one(), one(), one()]);
+      return sent;
+    }, { url: `${BASE.replace('https', 'wss')}/ws`, room, millis: ATTACK_MS });
+    // Meanwhile the meeting keeps going: b decodes a all along.
+    const samples = [];
+    let last = framesBefore;
+    while (Date.now() < until_) {
+      await sleep(2000);
+      const f = await b.framesDecoded();
+      samples.push(f - last);
+      last = f;
+    }
+    counts.ws = await wsFlood;
+    await Promise.all([udpFlood, tcpFlood, httpFlood]);
+    udp.close();
+    phase = 'after';
+    const framesDuring = last - framesBefore;
+    const rssAfter = rssKiB();
+    r.counts = counts;
+    r.framesDuring = framesDuring;
+    r.frameSamples = samples;
+    r.rssBeforeKiB = rssBefore;
+    r.rssAfterKiB = rssAfter;
+    assert.ok(samples.every((n) => n > 5), `b decoded a in every 2 s of the attack: ${samples}`);
+    await until('both still decode each other after the attack', async () => ({
+      ok: (await b.framesDecoded()) > last + 20 && (await a.framesDecoded()) > 20,
+    }));
+    if (rssBefore) assert.ok(rssAfter - rssBefore < 64 * 1024, `memory stays bounded: ${rssBefore} → ${rssAfter} KiB`);
+    const metrics = await new Promise((resolve) => {
+      https.get(`${BASE}/metrics`, { rejectUnauthorized: false }, (res) => {
+        let text = '';
+        res.on('data', (c) => { text += c; });
+        res.on('end', () => resolve(text));
+      }).on('error', () => resolve(''));
+    });
+    const garbage = Number((/kaigi_packets_dropped_total\{reason="garbage"\} (\d+)/.exec(metrics) || [])[1] || 0);
+    const rejectedWs = [...metrics.matchAll(/kaigi_ws_rejected_total\{reason="[^"]+"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    r.garbageDropped = garbage;
+    r.wsRejected = rejectedWs;
+    assert.ok(garbage > 0, 'garbage datagrams were counted');
+    assert.ok(rejectedWs > 0, 'bad signaling messages were counted');
+    r.ok = true;
+    log(`hostile: ${counts.udp} datagrams, ${counts.tcp} TCP connections, ${counts.http} HTTP requests, ${counts.ws} WebSocket messages in ${ATTACK_MS / 1000} s; b decoded ${framesDuring} frames of a meanwhile (per 2 s: ${samples}); RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MiB; counted: ${garbage} garbage datagrams, ${rejectedWs} refused messages`);
+  } catch (err) {
+    await dumpAll(`hostile-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    for (const p of ps) await p.close();
+  }
+});
 
 test('the admin page: key, rooms, a participant, end the room', { timeout: ms(120_000), skip: (MODE === 'tcp' && 'covered by the udp run') || (!process.env.KAIGI_ADMIN_KEY && 'no admin key (run.sh sets one)') }, async () => {
   assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
