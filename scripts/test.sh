@@ -152,12 +152,14 @@ install_cargo_fuzz() {
 # RUSTC_BOOTSTRAP=1, for this build only.
 fuzz_all() {
   local secs=${KAIGI_FUZZ_SECS:-15} t corpus
-  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -O)
+  # Its own target folder: sanitizer builds share nothing with the others.
+  local dir="$TARGET/fuzz"
+  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -O --target-dir "$dir")
   for t in $(cd fuzz && cargo fuzz list); do
     corpus="$TARGET/fuzz-corpus/$t"
     mkdir -p "$corpus"
     local log="$LOG_DIR/fuzz-$t.log"
-    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" "$corpus" "seeds/$t" -- \
+    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O --target-dir "$dir" "$t" "$corpus" "seeds/$t" -- \
       -max_total_time="$secs" -rss_limit_mb=1024) >"$log" 2>&1; then
       tail -n 60 "$log"
       echo "fuzz target $t failed (log: $log; the input is under fuzz/artifacts/$t)" >&2

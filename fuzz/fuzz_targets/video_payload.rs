@@ -4,10 +4,18 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sfu::codec::{VideoCodec, h264_sps_size, is_keyframe_start, parse_vp8, rewrite_vp8, vp8_keyframe_size};
+use sfu::codec::{
+    VideoCodec, h264_sps_size, is_keyframe_start, parse_vp8, rewrite_vp8, vp8_keyframe_size,
+};
 
 fuzz_target!(|data: &[u8]| {
-    for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264, VideoCodec::Av1, VideoCodec::Other] {
+    for codec in [
+        VideoCodec::Vp8,
+        VideoCodec::Vp9,
+        VideoCodec::H264,
+        VideoCodec::Av1,
+        VideoCodec::Other,
+    ] {
         let _ = is_keyframe_start(codec, data);
     }
     let _ = parse_vp8(data);

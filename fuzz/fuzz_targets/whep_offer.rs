@@ -52,6 +52,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = sfu::peer::sdp::extmap_id(sdp, sfu::peer::AUDIO_LEVEL_URI);
     let _ = sfu::peer::sdp::simulcast_rids(sdp);
-    let mut d = Downlink::new(Instant::now(), cfg(), "ufrag".into(), "pwd-pwd-pwd-pwd-pwd-pwd".into());
+    let mut d = Downlink::new(
+        Instant::now(),
+        cfg(),
+        "ufrag".into(),
+        "pwd-pwd-pwd-pwd-pwd-pwd".into(),
+    );
     let _ = d.answer_offer(Instant::now(), sdp, &sources());
 });
