@@ -87,7 +87,10 @@ async fn rooms_people_removal_and_end_through_the_admin_api() {
 
     // Per-room gauges and the join timing, for Prometheus.
     let metrics = http_get(port, "/metrics").unwrap();
-    assert!(metrics.contains("kaigi_room_participants{room=\"ops\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("kaigi_room_participants{room=\"ops\"} 2"),
+        "{metrics}"
+    );
     assert!(metrics.contains("kaigi_room_viewers{room=\"ops\"} 0"));
     assert!(metrics.contains("kaigi_answer_seconds_count{kind=\"join\"} 2"));
 
@@ -138,7 +141,10 @@ async fn rooms_people_removal_and_end_through_the_admin_api() {
     assert_eq!(get(port, "/api/rooms").1["rooms"], json!([]));
     assert_eq!(get(port, "/api/health").1["participants"], 0);
     let metrics = http_get(port, "/metrics").unwrap();
-    assert!(!metrics.contains("room=\"ops\""), "a closed room's labels go");
+    assert!(
+        !metrics.contains("room=\"ops\""),
+        "a closed room's labels go"
+    );
 
     // The page itself is public (it asks for the key).
     let r = http_request(port, "GET", "/admin", &[], b"");
