@@ -1,177 +1,164 @@
-//! A fragmented MP4 (ISO BMFF) writer for live recordings: H.264 video and
-//! Opus audio.
+//! A fragmented MP4 (ISO BMFF, CMAF-style) writer for live recordings:
+//! H.264 video and Opus audio.
 //!
-//! The header (`ftyp`, `moov` with empty sample tables and `mvex`) is
-//! written first; then media goes out as `moof` + `mdat` fragments of about
-//! a second, each in one `write_all`. A process killed at any moment leaves
-//! the header and every fragment written before, which players read as a
-//! complete, shorter file; nothing is ever patched afterwards.
+//! The header (`ftyp`, then a `moov` with empty sample tables and an
+//! `mvex`) goes out at once; media then goes out as `moof` + `mdat`
+//! fragments, each built in memory and written with one `write_all`. A
+//! process killed at any moment leaves the header, every earlier fragment
+//! and at most a truncated last one, which players read as a complete,
+//! shorter file: nothing is patched afterwards and no index is needed.
+//! A sample lasts until the next one of its track, so each track's last
+//! sample waits for its successor (or for `finish`). This module owns the
+//! byte layout only: the file, and when it reaches the disk, are the caller's.
 
 use std::io::{self, Write};
 
 use super::{AudioParams, Muxer, VideoFormat, VideoParams};
 
+// Ticks a second: the RTP clock of H.264, and Opus's sample rate.
 const VIDEO_TIMESCALE: u32 = 90_000;
 const AUDIO_TIMESCALE: u32 = 48_000;
-/// Cut a fragment at a video keyframe once it holds this much (timescale-free: µs).
+/// A video keyframe starts a new fragment once the current one holds this much.
 const KEYFRAME_FRAGMENT_US: u64 = 1_000_000;
-/// Cut a fragment regardless once it holds this much (long GOPs, audio only).
+/// A fragment is cut anyway once it holds this much (long GOPs, audio alone).
 const MAX_FRAGMENT_US: u64 = 2_000_000;
-/// Cut a fragment regardless once its media is this large.
-const MAX_FRAGMENT_BYTES: usize = 8 << 20;
+/// A fragment is cut before its media would pass this size.
+const MAX_FRAGMENT_BYTES: usize = 4 << 20;
+/// A fragment is cut at this many samples (which bounds its `moof`).
+const MAX_FRAGMENT_SAMPLES: usize = 4096;
+/// Larger frames are refused: no real one is, and with the limits above
+/// every size and offset of a fragment then fits its 32-bit field.
+const MAX_SAMPLE_BYTES: usize = 64 << 20;
 /// Opus decoders discard this many samples at 48 kHz (RFC 7845).
 const OPUS_PRE_SKIP: u16 = 312;
-/// `trun` sample flags: a sync sample, and one that depends on others.
+// `trun` sample flags of a sync sample, and of one that depends on others.
 const SYNC: u32 = 0x0200_0000;
 const NON_SYNC: u32 = 0x0101_0000;
+// `tfhd`: default-base-is-moof (data offsets count from the `moof`);
+// `trun`: a data offset, then each sample's duration, size and flags.
+const TFHD_FLAGS: u32 = 0x02_0000;
+const TRUN_FLAGS: u32 = 0x00_0701;
 
-/// A sample waiting for the next one (its duration is the distance to it).
+/// A sample waiting for its successor; its bytes are the tail of `Track::data`.
 struct Pending {
     t: u64,
     sync: bool,
-    data: Vec<u8>,
+    len: usize,
 }
 
-/// One track's samples of the fragment being filled.
+/// One track: its last sample and its part of the fragment being filled.
+#[derive(Default)]
 struct Track {
     id: u32,
+    video: bool,
     timescale: u32,
+    /// The last accepted time (µs): earlier ones are refused.
+    last_us: Option<u64>,
     pending: Option<Pending>,
-    /// (duration, size, flags) of the samples in this fragment.
-    samples: Vec<(u32, u32, u32)>,
+    /// The duration of the last sample committed, for the very last one.
+    last_duration: Option<u32>,
+    /// The fragment's first decode time (its `tfdt`).
+    base: u64,
+    /// (duration, size, flags) of the fragment's samples.
+    samples: Vec<[u32; 3]>,
+    /// The sum of their durations.
+    ticks: u64,
+    /// Their bytes, then the pending sample's.
     data: Vec<u8>,
-    /// Decode time of the fragment's first sample.
-    base: Option<u64>,
-    last_duration: u32,
-    default_duration: u32,
 }
 
 impl Track {
-    fn new(id: u32, timescale: u32, default_duration: u32) -> Self {
-        Track {
-            id,
-            timescale,
-            pending: None,
-            samples: Vec::new(),
-            data: Vec::new(),
-            base: None,
-            last_duration: 0,
-            default_duration,
-        }
-    }
-
-    fn to_timescale(&self, t_us: u64) -> u64 {
+    /// A time in the track's timescale. Absolute times are converted and
+    /// durations taken between them, so rounding never accumulates.
+    fn to_ticks(&self, t_us: u64) -> u64 {
+        // At most t_us * 0.09: it fits.
         (u128::from(t_us) * u128::from(self.timescale) / 1_000_000) as u64
     }
 
-    /// Commits the pending sample with the duration up to `next` (or a guess).
-    fn commit(&mut self, next: Option<u64>) {
-        let Some(p) = self.pending.take() else {
-            return;
-        };
-        let duration = match next {
-            Some(n) => u32::try_from(n.saturating_sub(p.t)).unwrap_or(u32::MAX),
-            None if self.last_duration > 0 => self.last_duration,
-            None => self.default_duration,
-        };
-        self.last_duration = duration;
-        self.base.get_or_insert(p.t);
-        let flags = if p.sync { SYNC } else { NON_SYNC };
-        self.samples.push((duration, p.data.len() as u32, flags));
-        self.data.extend_from_slice(&p.data);
+    /// Bytes of the fragment's samples (without the pending one).
+    fn committed(&self) -> usize {
+        let pending = self.pending.as_ref().map_or(0, |p| p.len);
+        self.data.len().saturating_sub(pending)
     }
 
-    /// Media in the fragment, in µs.
+    /// Media of the fragment's samples, in µs.
     fn span_us(&self) -> u64 {
-        let ticks: u64 = self.samples.iter().map(|s| u64::from(s.0)).sum();
-        ticks * 1_000_000 / u64::from(self.timescale)
+        self.ticks.saturating_mul(1_000_000) / u64::from(self.timescale)
     }
 }
 
-/// A fragmented MP4 file being written.
+/// Where a file stands: it takes frames until finished or until a write fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Finished,
+    Failed,
+}
+
+/// A fragmented MP4 file being written (H.264 and/or Opus).
 pub struct Fmp4<W: Write + Send> {
     out: W,
-    video: Option<Track>,
-    audio: Option<Track>,
+    /// Video first (track 1) when there is video, then audio.
+    tracks: Vec<Track>,
+    /// The last `mfhd` sequence number (the first fragment's is 1).
     sequence: u32,
     dropped: u64,
-    finished: bool,
+    state: State,
+    /// The fragment being built, kept for its capacity.
+    buf: Vec<u8>,
 }
 
 impl<W: Write + Send> Fmp4<W> {
-    /// Starts a file: writes `ftyp` and `moov`.
+    /// Starts a file: checks the parameters and writes `ftyp` and `moov`.
     pub fn new(
         mut out: W,
         video: Option<VideoParams>,
         audio: Option<AudioParams>,
     ) -> io::Result<Self> {
-        let invalid = |m: &str| io::Error::new(io::ErrorKind::InvalidInput, m.to_owned());
+        let invalid = |m: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, m.to_owned()));
         if video.is_none() && audio.is_none() {
-            return Err(invalid("a recording needs video or audio"));
+            return invalid("an MP4 recording needs video or audio");
         }
-        if let Some(v) = &video {
-            if v.format != VideoFormat::H264 {
-                return Err(invalid("MP4 recordings carry H.264 video"));
-            }
-            if v.sps.first().is_none_or(|s| s.len() < 4) || v.pps.is_empty() {
-                return Err(invalid("H.264 needs its SPS and PPS"));
-            }
+        // avcC counts SPSs in 5 bits and PPSs in 8, and sizes each in 16.
+        let fit = |sets: &[Vec<u8>], max: usize, kind: u8| {
+            let fits =
+                |s: &Vec<u8>| s.len() <= 0xFFFF && s.first().is_some_and(|b| b & 0x1F == kind);
+            (1..=max).contains(&sets.len()) && sets.iter().all(fits)
+        };
+        if let Some(v) = &video
+            && (v.format != VideoFormat::H264
+                || !fit(&v.sps, 31, 7)
+                || !fit(&v.pps, 255, 8)
+                || v.sps.first().is_none_or(|s| s.len() < 4))
+        {
+            return invalid("MP4 recordings carry H.264 with its SPS and PPS");
         }
-        let mut head = Vec::with_capacity(1024);
-        bx(&mut head, b"ftyp", |b| {
-            b.extend_from_slice(b"isom");
-            b.extend_from_slice(&0x200u32.to_be_bytes());
-            for brand in [b"isom", b"iso6", b"iso2", b"avc1", b"mp41"] {
-                b.extend_from_slice(brand);
-            }
-        });
-        let video_track = video.as_ref().map(|_| Track::new(1, VIDEO_TIMESCALE, 3000));
-        let audio_id = if video.is_some() { 2 } else { 1 };
-        let audio_track = audio.map(|_| Track::new(audio_id, AUDIO_TIMESCALE, 960));
-        bx(&mut head, b"moov", |b| {
-            full(b, b"mvhd", 0, 0, |b| {
-                b.extend_from_slice(&[0; 8]); // creation, modification
-                u32be(b, 1000);
-                u32be(b, 0); // duration: fragments say
-                u32be(b, 0x0001_0000); // rate 1.0
-                b.extend_from_slice(&[0x01, 0x00]); // volume 1.0
-                b.extend_from_slice(&[0; 10]);
-                matrix(b);
-                b.extend_from_slice(&[0; 24]);
-                u32be(b, audio_id + u32::from(audio.is_some()));
-            });
-            if let Some(v) = &video {
-                trak(b, 1, Some(v), None);
-            }
-            if let Some(a) = &audio {
-                trak(b, audio_id, None, Some(a));
-            }
-            bx(b, b"mvex", |b| {
-                for id in video
-                    .iter()
-                    .map(|_| 1)
-                    .chain(audio.iter().map(|_| audio_id))
-                {
-                    full(b, b"trex", 0, 0, |b| {
-                        u32be(b, id);
-                        u32be(b, 1); // sample description index
-                        b.extend_from_slice(&[0; 12]);
-                    });
-                }
-            });
-        });
-        out.write_all(&head)?;
+        if audio.is_some_and(|a| !(1..=2).contains(&a.channels)) {
+            return invalid("Opus in MP4 is recorded as mono or stereo");
+        }
+        out.write_all(&header(video.as_ref(), audio.as_ref()))?;
+        let track = |id, video, timescale| Track {
+            id,
+            video,
+            timescale,
+            ..Track::default()
+        };
+        let mut tracks = Vec::with_capacity(2);
+        tracks.extend(video.map(|_| track(1, true, VIDEO_TIMESCALE)));
+        let id = tracks.len() as u32 + 1;
+        tracks.extend(audio.map(|_| track(id, false, AUDIO_TIMESCALE)));
         Ok(Fmp4 {
             out,
-            video: video_track,
-            audio: audio_track,
+            tracks,
             sequence: 0,
             dropped: 0,
-            finished: false,
+            state: State::Open,
+            buf: Vec::new(),
         })
     }
 
-    /// Frames refused (empty, back in time, for a track the file lacks).
+    /// Frames refused: empty or oversized, back in time, not AVCC, video
+    /// before the first keyframe, or for a track the file lacks.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -181,108 +168,132 @@ impl<W: Write + Send> Fmp4<W> {
         self.out
     }
 
+    fn refuse_if_closed(&self) -> io::Result<()> {
+        match self.state {
+            State::Open => Ok(()),
+            State::Finished => Err(io::Error::other("the MP4 recording is finished")),
+            State::Failed => Err(io::Error::other("an earlier write of the MP4 failed")),
+        }
+    }
+
     fn add(&mut self, video: bool, t_us: u64, sync: bool, data: &[u8]) -> io::Result<()> {
-        if self.finished {
-            return Err(io::Error::other("the recording is finished"));
-        }
-        let track = if video {
-            self.video.as_mut()
-        } else {
-            self.audio.as_mut()
-        };
-        let Some(track) = track else {
+        self.refuse_if_closed()?;
+        let Some(i) = self.tracks.iter().position(|t| t.video == video) else {
             self.dropped += 1;
             return Ok(());
         };
-        let t = track.to_timescale(t_us);
-        if data.is_empty() || track.pending.as_ref().is_some_and(|p| t < p.t) {
+        let track = &self.tracks[i];
+        let bad = data.is_empty()
+            || data.len() > MAX_SAMPLE_BYTES
+            || track.last_us.is_some_and(|last| t_us < last)
+            // A decoder can start at a keyframe only, and needs whole NAL units.
+            || (video && ((track.last_us.is_none() && !sync) || !is_avcc(data)));
+        if bad {
             self.dropped += 1;
             return Ok(());
         }
-        track.commit(Some(t));
-        let key = video && sync;
-        let (span, bytes) = self.fill();
-        if (key && span >= KEYFRAME_FRAGMENT_US)
-            || span >= MAX_FRAGMENT_US
-            || bytes >= MAX_FRAGMENT_BYTES
-        {
+        let t = track.to_ticks(t_us);
+        if let Some(p) = &track.pending {
+            self.commit(i, t.saturating_sub(p.t))?;
+        }
+        let span = self.tracks.iter().map(Track::span_us).max().unwrap_or(0);
+        if (video && sync && span >= KEYFRAME_FRAGMENT_US) || span >= MAX_FRAGMENT_US {
             self.write_fragment()?;
         }
-        let track = if video {
-            self.video.as_mut()
-        } else {
-            self.audio.as_mut()
-        };
-        if let Some(track) = track {
-            track.pending = Some(Pending {
-                t,
-                sync,
-                data: data.to_vec(),
-            });
-        }
+        let track = &mut self.tracks[i];
+        track.data.extend_from_slice(data);
+        let len = data.len();
+        track.pending = Some(Pending { t, sync, len });
+        track.last_us = Some(t_us);
         Ok(())
     }
 
-    /// The fragment being filled: its longest track's span (µs) and its bytes.
-    fn fill(&self) -> (u64, usize) {
-        let tracks = self.video.iter().chain(self.audio.iter());
-        tracks.fold((0, 0), |(s, b), t| (s.max(t.span_us()), b + t.data.len()))
+    /// Moves track `i`'s pending sample into the fragment with `duration`
+    /// (ticks), first writing the fragment if it would grow too large.
+    fn commit(&mut self, i: usize, duration: u64) -> io::Result<()> {
+        let Some(len) = self.tracks[i].pending.as_ref().map(|p| p.len) else {
+            return Ok(());
+        };
+        let bytes: usize = self.tracks.iter().map(Track::committed).sum();
+        let count: usize = self.tracks.iter().map(|t| t.samples.len()).sum();
+        if count > 0 && (bytes + len > MAX_FRAGMENT_BYTES || count >= MAX_FRAGMENT_SAMPLES) {
+            self.write_fragment()?;
+        }
+        let track = &mut self.tracks[i];
+        let Some(p) = track.pending.take() else {
+            return Ok(());
+        };
+        // A gap of over 13 hours (video) is shortened; the next tfdt is exact.
+        let duration = u32::try_from(duration).unwrap_or(u32::MAX);
+        if track.samples.is_empty() {
+            track.base = p.t;
+        }
+        let flags = if p.sync { SYNC } else { NON_SYNC };
+        track.samples.push([duration, len32(p.len), flags]);
+        track.ticks += u64::from(duration);
+        track.last_duration = Some(duration);
+        Ok(())
     }
 
-    /// Writes the committed samples as one `moof` + `mdat`, in one write.
+    /// Writes the samples committed so far as one `moof` + `mdat`, in one write.
     fn write_fragment(&mut self) -> io::Result<()> {
-        let tracks: Vec<&mut Track> = self
-            .video
-            .iter_mut()
-            .chain(self.audio.iter_mut())
-            .filter(|t| !t.samples.is_empty())
-            .collect();
-        if tracks.is_empty() {
+        if self.tracks.iter().all(|t| t.samples.is_empty()) {
             return Ok(());
         }
-        self.sequence += 1;
-        let mut moof = Vec::new();
-        bx(&mut moof, b"moof", |b| {
-            full(b, b"mfhd", 0, 0, |b| u32be(b, self.sequence));
-            for t in &tracks {
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut b = std::mem::take(&mut self.buf);
+        b.clear();
+        // Where each trun's data offset goes, known once the moof's size is.
+        let mut offset_at = Vec::with_capacity(2);
+        let filled: Vec<&Track> = self
+            .tracks
+            .iter()
+            .filter(|t| !t.samples.is_empty())
+            .collect();
+        bx(&mut b, b"moof", |b| {
+            full(b, b"mfhd", 0, 0, |b| put32(b, self.sequence));
+            for t in &filled {
                 bx(b, b"traf", |b| {
-                    full(b, b"tfhd", 0, 0x02_0000, |b| u32be(b, t.id));
-                    full(b, b"tfdt", 1, 0, |b| {
-                        b.extend_from_slice(&t.base.unwrap_or(0).to_be_bytes());
-                    });
-                    full(b, b"trun", 0, 0x0701, |b| {
-                        u32be(b, t.samples.len() as u32);
-                        u32be(b, 0); // data offset: patched below
-
-                        for &(d, s, f) in &t.samples {
-                            u32be(b, d);
-                            u32be(b, s);
-                            u32be(b, f);
-                        }
+                    full(b, b"tfhd", 0, TFHD_FLAGS, |b| put32(b, t.id));
+                    full(b, b"tfdt", 1, 0, |b| b.extend(t.base.to_be_bytes()));
+                    full(b, b"trun", 0, TRUN_FLAGS, |b| {
+                        put32(b, len32(t.samples.len()));
+                        offset_at.push(b.len());
+                        put32(b, 0);
+                        t.samples.iter().flatten().for_each(|v| put32(b, *v));
                     });
                 });
             }
         });
-        // Each trun's data offset counts from the moof's start, whose size
-        // is known only now.
-        let positions = trun_offset_positions(&moof);
-        let mdat_len: usize = tracks.iter().map(|t| t.data.len()).sum();
-        let mut data_at = moof.len() + 8;
-        for (pos, t) in positions.iter().zip(&tracks) {
-            moof[*pos..*pos + 4].copy_from_slice(&(data_at as u32).to_be_bytes());
-            data_at += t.data.len();
+        // The moof starts the buffer; its data starts after the mdat header.
+        let mut at = b.len() + 8;
+        for (pos, t) in offset_at.into_iter().zip(&filled) {
+            if let Some(field) = b.get_mut(pos..pos + 4) {
+                field.copy_from_slice(&len32(at).to_be_bytes());
+            }
+            at += t.committed();
         }
-        let mut buf = moof;
-        buf.reserve(mdat_len + 8);
-        u32be(&mut buf, (mdat_len + 8) as u32);
-        buf.extend_from_slice(b"mdat");
-        for t in tracks {
-            buf.extend_from_slice(&t.data);
-            t.data.clear();
+        let media: usize = filled.iter().map(|t| t.committed()).sum();
+        put32(&mut b, len32(media + 8));
+        b.extend_from_slice(b"mdat");
+        for t in &mut self.tracks {
+            let n = t.committed();
+            b.extend_from_slice(&t.data[..n]);
+            // The pending sample's bytes move to the front.
+            t.data.drain(..n);
+            t.data.shrink_to(2 * MAX_FRAGMENT_BYTES);
             t.samples.clear();
-            t.base = None;
+            t.ticks = 0;
         }
-        self.out.write_all(&buf)
+        let result = self.out.write_all(&b);
+        // One huge frame should not pin its memory for the whole recording.
+        b.shrink_to(2 * MAX_FRAGMENT_BYTES);
+        self.buf = b;
+        if result.is_err() {
+            // Part of a fragment may be in the file: nothing after it would read.
+            self.state = State::Failed;
+        }
+        result
     }
 }
 
@@ -296,204 +307,240 @@ impl<W: Write + Send> Muxer for Fmp4<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.finished {
+        if self.state == State::Finished {
             return Ok(());
         }
+        self.refuse_if_closed()?;
         self.write_fragment()?;
         self.out.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        if self.finished {
+        if self.state == State::Finished {
             return Ok(());
         }
-        for t in self.video.iter_mut().chain(self.audio.iter_mut()) {
-            t.commit(None);
+        self.refuse_if_closed()?;
+        for i in 0..self.tracks.len() {
+            // With no earlier sample to copy: 1/30 s, or a 20 ms Opus packet.
+            let t = &self.tracks[i];
+            let guess = t.timescale / if t.video { 30 } else { 50 };
+            self.commit(i, u64::from(t.last_duration.unwrap_or(guess)))?;
         }
         self.write_fragment()?;
-        self.finished = true;
+        self.state = State::Finished;
         self.out.flush()
     }
 }
 
-/// Where the data-offset field of each `trun` in a `moof` is.
-fn trun_offset_positions(moof: &[u8]) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut stack = vec![(8usize, moof.len())];
-    while let Some((mut i, end)) = stack.pop() {
-        while i + 8 <= end {
-            let size =
-                u32::from_be_bytes([moof[i], moof[i + 1], moof[i + 2], moof[i + 3]]) as usize;
-            let kind = &moof[i + 4..i + 8];
-            if size < 8 || i + size > end {
-                break;
-            }
-            match kind {
-                b"traf" => stack.push((i + 8, i + size)),
-                // Header (8), version and flags (4), sample count (4).
-                b"trun" => out.push(i + 16),
-                _ => {}
-            }
-            i += size;
+/// Whether `data` is whole, non-empty, 4-byte-length-prefixed NAL units.
+fn is_avcc(mut data: &[u8]) -> bool {
+    while let Some((len, rest)) = data.split_first_chunk::<4>() {
+        let n = u32::from_be_bytes(*len) as usize;
+        match rest.get(n..) {
+            Some(next) if n > 0 => data = next,
+            _ => return false,
         }
     }
-    out.sort_unstable();
-    out
+    data.is_empty()
 }
 
-fn u32be(b: &mut Vec<u8>, v: u32) {
+/// A length for a 32-bit field. The limits above keep every length well
+/// under 4 GiB; saturating rather than panicking is for the impossible case.
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn put32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_be_bytes());
 }
 
-/// A box: size, type, what `f` writes.
+/// A box: its size, its type, then what `f` writes.
 fn bx(b: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>)) {
     let at = b.len();
     b.extend_from_slice(&[0; 4]);
     b.extend_from_slice(kind);
     f(b);
-    let size = (b.len() - at) as u32;
-    b[at..at + 4].copy_from_slice(&size.to_be_bytes());
+    let size = len32(b.len() - at);
+    if let Some(field) = b.get_mut(at..at + 4) {
+        field.copy_from_slice(&size.to_be_bytes());
+    }
 }
 
 /// A full box: a box whose contents start with a version and 24 bits of flags.
 fn full(b: &mut Vec<u8>, kind: &[u8; 4], version: u8, flags: u32, f: impl FnOnce(&mut Vec<u8>)) {
     bx(b, kind, |b| {
-        u32be(b, u32::from(version) << 24 | (flags & 0x00FF_FFFF));
+        put32(b, (u32::from(version) << 24) | (flags & 0x00FF_FFFF));
         f(b);
     });
 }
 
-fn matrix(b: &mut Vec<u8>) {
-    for v in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
-        u32be(b, v);
-    }
+/// Header fields as big-endian 32-bit words (two 16-bit fields share one).
+fn fields(b: &mut Vec<u8>, words: &[u32]) {
+    words.iter().for_each(|w| put32(b, *w));
 }
 
-fn trak(b: &mut Vec<u8>, id: u32, video: Option<&VideoParams>, audio: Option<&AudioParams>) {
+/// The identity transformation matrix of `mvhd` and `tkhd`.
+const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+
+/// What a track carries, for its `trak`.
+#[derive(Clone, Copy)]
+enum Media<'a> {
+    Video(&'a VideoParams),
+    Audio(&'a AudioParams),
+}
+
+/// `ftyp` and `moov`: the tracks and their codecs, with no samples.
+fn header(video: Option<&VideoParams>, audio: Option<&AudioParams>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(1024);
+    bx(&mut b, b"ftyp", |b| {
+        b.extend_from_slice(b"isom\0\0\x02\0isomiso6iso2avc1mp41")
+    });
+    let mut media = Vec::with_capacity(2);
+    media.extend(video.map(Media::Video));
+    media.extend(audio.map(Media::Audio));
+    let tracks = len32(media.len());
+    bx(&mut b, b"moov", |b| {
+        full(b, b"mvhd", 0, 0, |b| {
+            // Times 0, timescale 1000 (ms), duration 0 (the fragments
+            // have it), rate 1.0, volume 1.0.
+            fields(b, &[0, 0, 1000, 0, 0x0001_0000, 0x0100_0000, 0, 0]);
+            fields(b, &MATRIX);
+            fields(b, &[0; 6]);
+            put32(b, tracks + 1); // the next track id
+        });
+        for (id, m) in (1..).zip(&media) {
+            trak(b, id, *m);
+        }
+        bx(b, b"mvex", |b| {
+            for id in 1..=tracks {
+                // Sample description 1; durations, sizes, flags: per sample.
+                full(b, b"trex", 0, 0, |b| fields(b, &[id, 1, 0, 0, 0]));
+            }
+        });
+    });
+    b
+}
+
+fn trak(b: &mut Vec<u8>, id: u32, media: Media) {
+    let (video, scale, volume, (w, h)) = match media {
+        Media::Video(v) => (true, VIDEO_TIMESCALE, 0, (v.width, v.height)),
+        Media::Audio(_) => (false, AUDIO_TIMESCALE, 0x0100, (0, 0)),
+    };
     bx(b, b"trak", |b| {
+        // Flags: enabled, in movie. Times, id, reserved, duration 0,
+        // reserved, layer and group, volume; matrix; size in 16.16.
         full(b, b"tkhd", 0, 3, |b| {
-            b.extend_from_slice(&[0; 8]);
-            u32be(b, id);
-            u32be(b, 0);
-            u32be(b, 0); // duration
-            b.extend_from_slice(&[0; 8]);
-            b.extend_from_slice(&[0; 4]); // layer, alternate group
-            b.extend_from_slice(if audio.is_some() { &[1, 0] } else { &[0, 0] });
-            b.extend_from_slice(&[0; 2]);
-            matrix(b);
-            let (w, h) = video.map_or((0, 0), |v| (u32::from(v.width), u32::from(v.height)));
-            u32be(b, w << 16);
-            u32be(b, h << 16);
+            fields(b, &[0, 0, id, 0, 0, 0, 0, 0, volume << 16]);
+            fields(b, &MATRIX);
+            fields(b, &[u32::from(w) << 16, u32::from(h) << 16]);
         });
         bx(b, b"mdia", |b| {
+            // Times, timescale, duration, language "und" (5 bits a letter).
             full(b, b"mdhd", 0, 0, |b| {
-                b.extend_from_slice(&[0; 8]);
-                u32be(
-                    b,
-                    if video.is_some() {
-                        VIDEO_TIMESCALE
-                    } else {
-                        AUDIO_TIMESCALE
-                    },
-                );
-                u32be(b, 0);
-                b.extend_from_slice(&[0x55, 0xC4, 0, 0]); // "und"
+                fields(b, &[0, 0, scale, 0, 0x55C4_0000])
             });
             full(b, b"hdlr", 0, 0, |b| {
-                u32be(b, 0);
-                b.extend_from_slice(if video.is_some() { b"vide" } else { b"soun" });
-                b.extend_from_slice(&[0; 12]);
-                b.extend_from_slice(if video.is_some() {
-                    b"kaigi video\0"
+                let name = if video {
+                    b"videkaigi video"
                 } else {
-                    b"kaigi audio\0"
-                });
+                    b"sounkaigi audio"
+                };
+                put32(b, 0);
+                b.extend_from_slice(&name[..4]);
+                fields(b, &[0, 0, 0]);
+                b.extend_from_slice(&name[4..]);
+                b.push(0);
             });
             bx(b, b"minf", |b| {
-                if video.is_some() {
-                    full(b, b"vmhd", 0, 1, |b| b.extend_from_slice(&[0; 8]));
-                } else {
-                    full(b, b"smhd", 0, 0, |b| b.extend_from_slice(&[0; 4]));
+                match video {
+                    true => full(b, b"vmhd", 0, 1, |b| fields(b, &[0, 0])),
+                    false => full(b, b"smhd", 0, 0, |b| fields(b, &[0])),
                 }
                 bx(b, b"dinf", |b| {
                     full(b, b"dref", 0, 0, |b| {
-                        u32be(b, 1);
-                        full(b, b"url ", 0, 1, |_| {});
+                        put32(b, 1);
+                        full(b, b"url ", 0, 1, |_| {}); // flag: in this file
                     });
                 });
                 bx(b, b"stbl", |b| {
                     full(b, b"stsd", 0, 0, |b| {
-                        u32be(b, 1);
-                        if let Some(v) = video {
-                            avc1(b, v);
-                        }
-                        if let Some(a) = audio {
-                            opus(b, a);
+                        put32(b, 1);
+                        match media {
+                            Media::Video(v) => avc1(b, v),
+                            Media::Audio(a) => opus(b, a),
                         }
                     });
-                    full(b, b"stts", 0, 0, |b| u32be(b, 0));
-                    full(b, b"stsc", 0, 0, |b| u32be(b, 0));
-                    full(b, b"stsz", 0, 0, |b| b.extend_from_slice(&[0; 8]));
-                    full(b, b"stco", 0, 0, |b| u32be(b, 0));
+                    // Empty: the samples are in the fragments.
+                    full(b, b"stts", 0, 0, |b| put32(b, 0));
+                    full(b, b"stsc", 0, 0, |b| put32(b, 0));
+                    full(b, b"stsz", 0, 0, |b| fields(b, &[0, 0]));
+                    full(b, b"stco", 0, 0, |b| put32(b, 0));
                 });
             });
         });
     });
 }
 
+/// The H.264 sample entry; `new` checked the parameter sets' counts and sizes.
 fn avc1(b: &mut Vec<u8>, v: &VideoParams) {
     bx(b, b"avc1", |b| {
-        b.extend_from_slice(&[0; 6]);
-        b.extend_from_slice(&1u16.to_be_bytes()); // data reference index
-        b.extend_from_slice(&[0; 16]);
-        b.extend_from_slice(&v.width.to_be_bytes());
-        b.extend_from_slice(&v.height.to_be_bytes());
-        u32be(b, 0x0048_0000); // 72 dpi
-        u32be(b, 0x0048_0000);
-        u32be(b, 0);
-        b.extend_from_slice(&1u16.to_be_bytes()); // frame count
-        let mut name = [0u8; 32];
-        name[0] = 5;
-        name[1..6].copy_from_slice(b"kaigi");
-        b.extend_from_slice(&name);
-        b.extend_from_slice(&0x18u16.to_be_bytes()); // depth
-        b.extend_from_slice(&[0xFF, 0xFF]);
+        // Reserved, data reference 1, predefined; width, height; 72 dpi
+        // both ways; reserved; one frame a sample.
+        fields(b, &[0, 1, 0, 0, 0, 0]);
+        fields(
+            b,
+            &[
+                u32::from(v.width) << 16 | u32::from(v.height),
+                0x48_0000,
+                0x48_0000,
+                0,
+            ],
+        );
+        b.extend_from_slice(b"\0\x01\x05kaigi"); // and a 32-byte compressor name
+        b.extend_from_slice(&[0; 26]);
+        put32(b, 0x0018_FFFF); // depth 24, predefined -1
         bx(b, b"avcC", |b| {
-            let sps = &v.sps[0];
+            // Version 1, then profile, compatibility and level from the SPS.
             b.push(1);
-            b.extend_from_slice(&sps[1..4]); // profile, compatibility, level
-            b.push(0xFF); // 4-byte lengths
-            let sets = |b: &mut Vec<u8>, list: &[Vec<u8>], max: usize| {
-                for s in list.iter().take(max) {
-                    b.extend_from_slice(&(s.len().min(u16::MAX.into()) as u16).to_be_bytes());
-                    b.extend_from_slice(&s[..s.len().min(u16::MAX.into())]);
+            let sps = v.sps.first().and_then(|s| s.get(1..4));
+            b.extend_from_slice(sps.unwrap_or(&[0; 3]));
+            b.push(0xFF); // 4-byte NAL unit lengths
+            for (sets, count) in [
+                (&v.sps, 0xE0 | v.sps.len() as u8),
+                (&v.pps, v.pps.len() as u8),
+            ] {
+                b.push(count);
+                for s in sets {
+                    b.extend_from_slice(&(s.len() as u16).to_be_bytes());
+                    b.extend_from_slice(s);
                 }
-            };
-            b.push(0xE0 | v.sps.len().min(31) as u8);
-            sets(b, &v.sps, 31);
-            b.push(v.pps.len().min(255) as u8);
-            sets(b, &v.pps, 255);
+            }
         });
     });
 }
 
+/// The Opus sample entry and its `dOps` (Encapsulation of Opus in ISOBMFF).
 fn opus(b: &mut Vec<u8>, a: &AudioParams) {
-    let channels = a.channels.clamp(1, 2);
     bx(b, b"Opus", |b| {
-        b.extend_from_slice(&[0; 6]);
-        b.extend_from_slice(&1u16.to_be_bytes());
-        b.extend_from_slice(&[0; 8]);
-        b.extend_from_slice(&u16::from(channels).to_be_bytes());
-        b.extend_from_slice(&16u16.to_be_bytes());
-        b.extend_from_slice(&[0; 4]);
-        u32be(b, AUDIO_TIMESCALE << 16);
+        // Reserved, data reference 1, reserved; channels, 16 bits; 48 kHz.
+        fields(
+            b,
+            &[
+                0,
+                1,
+                0,
+                0,
+                u32::from(a.channels) << 16 | 16,
+                0,
+                AUDIO_TIMESCALE << 16,
+            ],
+        );
         bx(b, b"dOps", |b| {
-            b.push(0);
-            b.push(channels);
+            // Version 0, channels, pre-skip, input rate, gain 0, mapping family 0.
+            b.extend_from_slice(&[0, a.channels]);
             b.extend_from_slice(&OPUS_PRE_SKIP.to_be_bytes());
-            u32be(b, 48_000);
-            b.extend_from_slice(&0i16.to_be_bytes());
-            b.push(0);
+            put32(b, 48_000);
+            b.extend_from_slice(&[0, 0, 0]);
         });
     });
 }
@@ -501,241 +548,334 @@ fn opus(b: &mut Vec<u8>, a: &AudioParams) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Range;
 
-    /// (type, payload range) of the boxes in `buf[range]`.
-    fn boxes(buf: &[u8], range: std::ops::Range<usize>) -> Vec<([u8; 4], std::ops::Range<usize>)> {
-        let mut out = Vec::new();
-        let mut i = range.start;
-        while i + 8 <= range.end {
-            let size = u32::from_be_bytes(buf[i..i + 4].try_into().unwrap()) as usize;
-            let kind: [u8; 4] = buf[i + 4..i + 8].try_into().unwrap();
-            out.push((kind, i + 8..(i + size).min(range.end)));
-            i += size.max(8);
-        }
-        out
-    }
+    // From a 64x64 constrained-baseline stream made by x264.
+    const SPS: &[u8] =
+        b"\x67\x42\xC0\x0A\xD9\x04\x26\xC0\x44\0\0\x03\0\x04\0\0\x03\0\xF0\x3C\x48\x99\x20";
+    const PPS: &[u8] = b"\x68\xCB\x83\xCB\x20";
+    const STEREO: Option<AudioParams> = Some(AudioParams { channels: 2 });
 
-    fn find(
-        buf: &[u8],
-        range: std::ops::Range<usize>,
-        path: &[&[u8; 4]],
-    ) -> Option<std::ops::Range<usize>> {
-        let (first, rest) = path.split_first()?;
-        let r = boxes(buf, range).into_iter().find(|(k, _)| k == *first)?.1;
-        if rest.is_empty() {
-            Some(r)
-        } else {
-            find(buf, r, rest)
-        }
+    fn h264() -> Option<VideoParams> {
+        let (sps, pps) = (vec![SPS.to_vec()], vec![PPS.to_vec()]);
+        let (format, width, height) = (VideoFormat::H264, 64, 64);
+        Some(VideoParams {
+            format,
+            width,
+            height,
+            sps,
+            pps,
+        })
     }
 
     fn be32(b: &[u8]) -> u32 {
         u32::from_be_bytes(b[..4].try_into().unwrap())
     }
 
-    // A 320x240 constrained-baseline SPS and a PPS.
-    const SPS: &[u8] = &[0x67, 0x42, 0xC0, 0x0D, 0xDA, 0x05, 0x07, 0xEC, 0x04, 0x40];
-    const PPS: &[u8] = &[0x68, 0xCE, 0x3C, 0x80];
-
-    fn params() -> VideoParams {
-        VideoParams {
-            format: VideoFormat::H264,
-            width: 320,
-            height: 240,
-            sps: vec![SPS.to_vec()],
-            pps: vec![PPS.to_vec()],
-        }
-    }
-
-    /// `seconds` of 30 fps video (keyframe every second) and 20 ms audio.
-    fn sample(seconds: u64, finish: bool) -> Vec<u8> {
-        let mut w = Fmp4::new(
-            Vec::new(),
-            Some(params()),
-            Some(AudioParams { channels: 2 }),
-        )
-        .unwrap();
-        let mut a = 0u64;
-        for f in 0..seconds * 30 {
-            let t = f * 1_000_000 / 30;
-            while a * 20_000 <= t {
-                w.audio(a * 20_000, &[0xFC, a as u8, 0]).unwrap();
-                a += 1;
-            }
-            w.video(t, f % 30 == 0, &[0, 0, 0, 2, 0x65, f as u8])
-                .unwrap();
-            if f % 15 == 14 {
-                w.flush().unwrap();
-            }
-        }
-        if finish {
-            w.finish().unwrap();
-        }
-        w.into_inner()
-    }
-
-    #[test]
-    fn header_has_the_codec_configuration() {
-        let buf = sample(1, true);
-        let top: Vec<[u8; 4]> = boxes(&buf, 0..buf.len()).into_iter().map(|b| b.0).collect();
-        assert_eq!(&top[..2], [*b"ftyp", *b"moov"]);
-        assert!(
-            top[2..].chunks(2).all(|p| p == [*b"moof", *b"mdat"]),
-            "{top:?}"
-        );
-        let all = 0..buf.len();
-        let avcc = find(
-            &buf,
-            all.clone(),
-            &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"],
-        )
-        .unwrap();
-        // stsd: version/flags, count, then avc1 (78 bytes of fields) and avcC inside it.
-        let avc1 = boxes(&buf, avcc.start + 8..avcc.end)[0].clone();
-        assert_eq!(&avc1.0, b"avc1");
-        let c = boxes(&buf, avc1.1.start + 78..avc1.1.end)[0].clone();
-        assert_eq!(&c.0, b"avcC");
-        let c = &buf[c.1];
-        assert_eq!(c[..5], [1, 0x42, 0xC0, 0x0D, 0xFF]);
-        assert_eq!(c[5], 0xE1);
-        assert_eq!(&c[8..8 + SPS.len()], SPS);
-        assert_eq!(c[8 + SPS.len()], 1);
-        // The audio track: an Opus entry with dOps.
-        let traks: Vec<_> = boxes(&buf, find(&buf, all, &[b"moov"]).unwrap())
-            .into_iter()
-            .filter(|b| &b.0 == b"trak")
-            .collect();
-        assert_eq!(traks.len(), 2);
-        let stsd = find(
-            &buf,
-            traks[1].1.clone(),
-            &[b"mdia", b"minf", b"stbl", b"stsd"],
-        )
-        .unwrap();
-        let entry = boxes(&buf, stsd.start + 8..stsd.end)[0].clone();
-        assert_eq!(&entry.0, b"Opus");
-        let d = boxes(&buf, entry.1.start + 28..entry.1.end)[0].clone();
-        assert_eq!(&d.0, b"dOps");
-        assert_eq!(
-            buf[d.1.clone()],
-            [0, 2, 0x01, 0x38, 0, 0, 0xBB, 0x80, 0, 0, 0]
-        );
-    }
-
-    /// Per track id: (first tfdt, total duration, sample count, sizes).
-    fn fragments(buf: &[u8]) -> std::collections::BTreeMap<u32, (u64, u64, usize, Vec<u32>)> {
-        let mut out = std::collections::BTreeMap::new();
-        let top = boxes(buf, 0..buf.len());
-        for pair in top.windows(2) {
-            let ((k1, moof), (k2, mdat)) = (&pair[0], &pair[1]);
-            if k1 != b"moof" || k2 != b"mdat" {
-                continue;
-            }
-            let moof_start = moof.start - 8;
-            for (k, traf) in boxes(buf, moof.clone()) {
-                if &k != b"traf" {
-                    continue;
-                }
-                let tfhd = find(buf, traf.clone(), &[b"tfhd"]).unwrap();
-                let id = be32(&buf[tfhd.start + 4..]);
-                let tfdt = find(buf, traf.clone(), &[b"tfdt"]).unwrap();
-                let base =
-                    u64::from_be_bytes(buf[tfdt.start + 4..tfdt.start + 12].try_into().unwrap());
-                let trun = find(buf, traf, &[b"trun"]).unwrap();
-                let n = be32(&buf[trun.start + 4..]) as usize;
-                let offset = be32(&buf[trun.start + 8..]) as usize;
-                assert!(
-                    moof_start + offset >= mdat.start && moof_start + offset <= mdat.end,
-                    "data offset inside mdat"
-                );
-                let e = out.entry(id).or_insert((base, 0, 0, Vec::new()));
-                assert_eq!(e.0 + e.1, base, "fragments follow each other without gaps");
-                let mut at = moof_start + offset;
-                for k in 0..n {
-                    let s = trun.start + 12 + k * 12;
-                    let (d, size) = (be32(&buf[s..]), be32(&buf[s + 4..]));
-                    e.1 += u64::from(d);
-                    e.2 += 1;
-                    e.3.push(size);
-                    at += size as usize;
-                }
-                assert!(at <= mdat.end);
-            }
+    /// The whole boxes in `buf[r]`: (type, payload); a truncated one ends the list.
+    fn boxes(buf: &[u8], r: Range<usize>) -> Vec<(String, Range<usize>)> {
+        let (mut out, mut i) = (Vec::new(), r.start);
+        while i + 8 <= r.end && (8..=r.end - i).contains(&(be32(&buf[i..]) as usize)) {
+            let kind = String::from_utf8_lossy(&buf[i + 4..i + 8]).into_owned();
+            out.push((kind, i + 8..i + be32(&buf[i..]) as usize));
+            i = out[out.len() - 1].1.end;
         }
         out
     }
 
-    #[test]
-    fn every_sample_is_in_a_fragment_with_its_duration() {
-        let buf = sample(3, true);
-        let f = fragments(&buf);
-        let (base, dur, n, sizes) = &f[&1];
-        assert_eq!((*base, *n), (0, 90));
-        // 89 intervals of ~3000 ticks (µs times round down) and the last
-        // frame lasting as long as the one before.
-        assert!(dur.abs_diff(90 * 3000) <= 2, "{dur}");
-        assert!(sizes.iter().all(|&s| s == 6));
-        let (base, dur, n, _) = &f[&2];
-        // Audio up to the last video frame (2.967 s): 149 packets of 20 ms.
-        assert_eq!((*base, *n), (0, 149));
-        assert_eq!(*dur, 149 * 960);
+    /// The types of the boxes in `buf[r]`, joined by spaces.
+    fn names(buf: &[u8], r: Range<usize>) -> String {
+        let names: Vec<_> = boxes(buf, r).into_iter().map(|b| b.0).collect();
+        names.join(" ")
+    }
+
+    /// The payload of the first box along a path such as "mdia/minf".
+    fn find(buf: &[u8], mut r: Range<usize>, path: &str) -> Range<usize> {
+        for kind in path.split('/') {
+            r = boxes(buf, r).into_iter().find(|b| b.0 == kind).unwrap().1;
+        }
+        r
+    }
+
+    /// A sample read back: track, decode time, duration, flags, bytes.
+    #[derive(Debug, PartialEq)]
+    struct Sample(u32, u64, u32, u32, Vec<u8>);
+
+    /// Reads the fragments back, checking their layout: the samples in
+    /// file order, and each fragment's first sample.
+    fn read(buf: &[u8]) -> (Vec<Sample>, Vec<usize>) {
+        let top = boxes(buf, 0..buf.len());
+        assert_eq!(names(buf, 0..buf.len())[..9], *"ftyp moov");
+        let (mut samples, mut firsts) = (Vec::new(), Vec::new());
+        let pairs = top[2..].chunks_exact(2);
+        // A cut file may end in a moof whose mdat is cut: it is not read.
+        assert!(pairs.remainder().iter().all(|b| b.0 == "moof"));
+        for (n, pair) in pairs.enumerate() {
+            let (moof, mdat) = (&pair[0].1, &pair[1].1);
+            assert_eq!(format!("{} {}", pair[0].0, pair[1].0), "moof mdat");
+            let mfhd = find(buf, moof.clone(), "mfhd");
+            assert_eq!(be32(&buf[mfhd.start + 4..]) as usize, n + 1, "sequence");
+            let (mut next, base) = (mdat.start, moof.start - 8);
+            firsts.push(samples.len());
+            for (_, traf) in boxes(buf, moof.clone()).into_iter().skip(1) {
+                let [tfhd, tfdt, trun] =
+                    ["tfhd", "tfdt", "trun"].map(|k| &buf[find(buf, traf.clone(), k)]);
+                let flags = [be32(tfhd), be32(tfdt) >> 24, be32(trun)];
+                assert_eq!(flags, [TFHD_FLAGS, 1, TRUN_FLAGS]);
+                let mut t = u64::from_be_bytes(tfdt[4..].try_into().unwrap());
+                assert_eq!(base + be32(&trun[8..]) as usize, next, "data offset");
+                assert_eq!(trun.len(), 12 + 12 * be32(&trun[4..]) as usize);
+                for e in trun[12..].chunks(12) {
+                    let (d, end) = (be32(e), next + be32(&e[4..]) as usize);
+                    let data = buf[next..end].to_vec();
+                    samples.push(Sample(be32(&tfhd[4..]), t, d, be32(&e[8..]), data));
+                    (next, t) = (end, t + u64::from(d));
+                }
+            }
+            assert_eq!(next, mdat.end, "the samples fill the mdat exactly");
+        }
+        (samples, firsts)
+    }
+
+    /// What `read` gives for one track's input (µs, sync, bytes): times in
+    /// the timescale, each sample lasting until the next.
+    fn expected(id: u32, scale: u64, input: &[(u64, bool, Vec<u8>)]) -> Vec<Sample> {
+        let ticks: Vec<u64> = input.iter().map(|s| s.0 * scale / 1_000_000).collect();
+        let mut out: Vec<Sample> = Vec::new();
+        for (k, (_, sync, data)) in input.iter().enumerate() {
+            let last = out.last().map_or(0, |s| s.2);
+            let d = ticks.get(k + 1).map_or(last, |n| (n - ticks[k]) as u32);
+            let flags = if *sync { SYNC } else { NON_SYNC };
+            out.push(Sample(id, ticks[k], d, flags, data.clone()));
+        }
+        out
+    }
+
+    /// A frame in AVCC: one NAL unit of `n` bytes (an IDR slice if `key`).
+    fn nal(key: bool, n: usize, seed: u64) -> Vec<u8> {
+        let mut v = (n as u32).to_be_bytes().to_vec();
+        v.push(if key { 0x65 } else { 0x41 });
+        v.extend((1..n).map(|i| (i as u64 * 31 + seed) as u8));
+        v
     }
 
     #[test]
-    fn keyframes_start_fragments_after_a_second() {
-        let mut w = Fmp4::new(Vec::new(), Some(params()), None).unwrap();
-        for f in 0..95u64 {
-            w.video(f * 1_000_000 / 30, f % 30 == 0, &[0, 0, 0, 1, 0x41])
-                .unwrap();
+    fn the_header_describes_the_tracks_and_their_codecs() {
+        let buf = Fmp4::new(Vec::new(), h264(), STEREO).unwrap().into_inner();
+        let all = 0..buf.len();
+        assert_eq!(names(&buf, all.clone()), "ftyp moov");
+        let ftyp = &buf[find(&buf, all.clone(), "ftyp")];
+        assert_eq!(ftyp, b"isom\0\0\x02\0isomiso6iso2avc1mp41");
+        let moov = find(&buf, all, "moov");
+        assert_eq!(names(&buf, moov.clone()), "mvhd trak trak mvex");
+        let mvhd = &buf[find(&buf, moov.clone(), "mvhd")];
+        assert_eq!([12, 16, 96].map(|i| be32(&mvhd[i..])), [1000, 0, 3]);
+        let traks = boxes(&buf, moov.clone());
+        let want = [(1, 90_000, 64 << 16, 0, "vmhd"), (2, 48_000, 0, 1, "smhd")];
+        for ((_, trak), (id, scale, size, volume, head)) in traks[1..3].iter().zip(want) {
+            let tkhd = &buf[find(&buf, trak.clone(), "tkhd")];
+            let fields = [0, 12, 36, 76, 80].map(|i| be32(&tkhd[i..]));
+            assert_eq!(fields, [3, id, volume << 24, size, size]);
+            let mdhd = &buf[find(&buf, trak.clone(), "mdia/mdhd")];
+            assert_eq!([be32(&mdhd[12..]), be32(&mdhd[20..])], [scale, 0x55C4_0000]);
+            let minf = find(&buf, trak.clone(), "mdia/minf");
+            assert_eq!(names(&buf, minf.clone()), format!("{head} dinf stbl"));
+            let url = &buf[find(&buf, minf.clone(), "dinf/dref")][8..];
+            assert_eq!(url, b"\0\0\0\x0curl \0\0\0\x01", "in this file");
+            let stbl = find(&buf, minf, "stbl");
+            assert_eq!(names(&buf, stbl), "stsd stts stsc stsz stco");
         }
-        w.finish().unwrap();
-        let buf = w.into_inner();
-        let f = fragments(&buf);
-        assert_eq!(f[&1].2, 95);
-        let moofs = boxes(&buf, 0..buf.len())
-            .iter()
-            .filter(|b| &b.0 == b"moof")
-            .count();
-        assert_eq!(moofs, 4, "cut at the keyframes of 1, 2 and 3 s");
-        // The first sample of each fragment is a sync sample.
-        for (k, r) in boxes(&buf, 0..buf.len()) {
-            if &k == b"moof" {
-                let trun = find(&buf, r, &[b"traf", b"trun"]).unwrap();
-                assert_eq!(be32(&buf[trun.start + 20..]), SYNC);
+        // A trak's sample entry: its fields, and the box after them.
+        let entry = |trak: &Range<usize>, len: usize| {
+            let stsd = find(&buf, trak.clone(), "mdia/minf/stbl/stsd");
+            let (kind, r) = boxes(&buf, stsd.start + 8..stsd.end).remove(0);
+            let (inner, payload) = boxes(&buf, r.start + len..r.end).remove(0);
+            (
+                kind + " " + &inner,
+                &buf[r.start..r.start + len],
+                &buf[payload],
+            )
+        };
+        let (kinds, fields, avcc) = entry(&traks[1].1, 78);
+        assert_eq!(
+            (kinds, be32(&fields[24..])),
+            ("avc1 avcC".into(), 64 << 16 | 64)
+        );
+        // Version 1, profile, compatibility, level, 4-byte lengths, 1 SPS, 1 PPS.
+        let mut want = b"\x01\x42\xC0\x0A\xFF\xE1\0\x17".to_vec();
+        want.extend([SPS, b"\x01\0\x05", PPS].concat());
+        assert_eq!(avcc, want);
+        let (kinds, fields, dops) = entry(&traks[2].1, 28);
+        assert_eq!(kinds, "Opus dOps");
+        // 2 channels, 16 bits, 48 kHz; dOps: version 0, 2 channels,
+        // pre-skip 312, 48000 Hz, gain 0, mapping family 0.
+        assert_eq!(fields[16..], [0, 2, 0, 16, 0, 0, 0, 0, 0xBB, 0x80, 0, 0]);
+        assert_eq!(dops, [0, 2, 0x01, 0x38, 0, 0, 0xBB, 0x80, 0, 0, 0]);
+        let trex = boxes(&buf, find(&buf, moov, "mvex"));
+        let ids: Vec<u8> = trex.iter().map(|b| buf[b.1.start + 7]).collect();
+        assert_eq!(ids, [1, 2]);
+    }
+
+    /// 3 s of 30 fps video (a keyframe each second) and jittered 20 ms
+    /// audio, flushed every half second as the recorder does.
+    #[test]
+    fn every_sample_comes_back_with_its_time_duration_and_bytes() {
+        let mut w = Fmp4::new(Vec::new(), h264(), STEREO).unwrap();
+        let (mut video, mut audio) = (Vec::new(), Vec::new());
+        for f in 0..90u64 {
+            let t = f * 1_000_000 / 30;
+            while audio.len() < 150 && (audio.len() as u64) * 20_000 <= t {
+                let a = audio.len() as u64;
+                audio.push((a * 20_000 + a * 7919 % 1000, true, vec![0xFC, a as u8]));
+                w.audio(audio[a as usize].0, &audio[a as usize].2).unwrap();
+            }
+            video.push((t, f % 30 == 0, nal(f % 30 == 0, 100 + f as usize, f)));
+            w.video(t, f % 30 == 0, &video[f as usize].2).unwrap();
+            if f % 15 == 14 {
+                w.flush().unwrap();
             }
         }
-    }
-
-    #[test]
-    fn a_truncated_file_keeps_its_whole_fragments() {
-        let full = sample(3, false);
-        let top = boxes(&full, 0..full.len());
-        let last = top.last().unwrap().1.clone();
-        let cut = &full[..last.start + 3];
-        let whole = boxes(cut, 0..cut.len())
-            .iter()
-            .filter(|(_, r)| r.end < cut.len())
-            .count();
-        assert_eq!(whole, top.len() - 1);
-        assert!(fragments(&full[..last.start - 8]).contains_key(&1));
-    }
-
-    #[test]
-    fn bad_input_is_dropped_or_refused() {
-        assert!(Fmp4::new(Vec::new(), None, None).is_err());
-        let mut vp8 = params();
-        vp8.format = VideoFormat::Vp8;
-        assert!(Fmp4::new(Vec::new(), Some(vp8), None).is_err());
-        let mut no_sps = params();
-        no_sps.sps.clear();
-        assert!(Fmp4::new(Vec::new(), Some(no_sps), None).is_err());
-        let mut w = Fmp4::new(Vec::new(), None, Some(AudioParams { channels: 1 })).unwrap();
-        w.audio(40_000, &[1]).unwrap();
-        w.audio(20_000, &[2]).unwrap();
-        w.audio(60_000, &[]).unwrap();
-        w.video(0, true, &[1]).unwrap();
-        assert_eq!(w.dropped(), 3);
         w.finish().unwrap();
-        assert!(w.audio(80_000, &[3]).is_err());
+        assert_eq!(w.dropped(), 0);
+        let (samples, firsts) = read(&w.into_inner());
+        assert_eq!(firsts.len(), 7, "6 flushes and finish");
+        let (v, a): (Vec<_>, Vec<_>) = samples.into_iter().partition(|s| s.0 == 1);
+        assert_eq!(v, expected(1, 90_000, &video));
+        assert_eq!(a, expected(2, 48_000, &audio[..149]), "the last one waits");
+        // Durations sum to last - first + last duration: the last frame at
+        // 2.9667 s (266 999 ticks) lasts as long as the one before.
+        let total: u64 = v.iter().map(|s| u64::from(s.2)).sum();
+        assert_eq!(total, 266_999 + 3000);
+    }
+
+    /// The fragments of a file of video (30 fps, a keyframe every `gop`
+    /// frames) or of audio (20 ms apart, or all at once when `gop` is 0),
+    /// as "sample count@first time" ("K" when that is a sync sample).
+    fn cuts(video: bool, frames: u64, gop: u64, size: usize) -> String {
+        let (v, a) = (h264().filter(|_| video), STEREO.filter(|_| !video));
+        let mut w = Fmp4::new(Vec::new(), v, a).unwrap();
+        for f in 0..frames {
+            let key = f % gop.max(1) == 0;
+            let r = match video {
+                true => w.video(f * 1_000_000 / 30, key, &nal(key, size, f)),
+                false => w.audio(f * 20_000 * gop.min(1), &vec![1; size]),
+            };
+            r.unwrap();
+        }
+        w.finish().unwrap();
+        let (samples, mut firsts) = read(&w.into_inner());
+        firsts.push(samples.len());
+        let cut = |f: &[usize]| {
+            let k = if video && samples[f[0]].3 == SYNC {
+                "K"
+            } else {
+                ""
+            };
+            format!("{}@{}{k}", f[1] - f[0], samples[f[0]].1)
+        };
+        firsts.windows(2).map(cut).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn a_keyframe_starts_a_fragment_after_a_second_and_long_or_large_ones_are_cut() {
+        let half_second_gop = cuts(true, 100, 15, 20);
+        assert_eq!(half_second_gop, "30@0K 30@90000K 30@180000K 10@270000K");
+        assert_eq!(cuts(true, 150, 1000, 20), "60@0K 60@180000 30@360000");
+        // 1.5 MiB frames: two to a fragment.
+        let big = cuts(true, 7, 1, 3 << 19);
+        assert_eq!(big, "2@0K 2@5999K 2@11999K 1@18000K");
+        assert_eq!(cuts(false, 250, 1, 3), "100@0 100@96000 50@192000");
+        // Packets without duration are cut by count.
+        let n = MAX_FRAGMENT_SAMPLES;
+        assert_eq!(cuts(false, n as u64 + 10, 0, 3), format!("{n}@0 10@0"));
+    }
+
+    /// Keeps every write, fails once `fail` is 0.
+    struct Writes(Vec<Vec<u8>>, usize);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1 = self.1.checked_sub(1).ok_or(io::Error::other("disk full"))?;
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_fragment_is_one_write_and_a_cut_file_keeps_the_ones_before() {
+        let mut w = Fmp4::new(Writes(Vec::new(), 5), h264(), STEREO).unwrap();
+        for f in 0..49u64 {
+            w.audio(f * 20_000, &[f as u8; 30]).unwrap();
+            w.video(f * 33_333, f % 30 == 0, &nal(f % 30 == 0, 50, f))
+                .unwrap();
+            if f % 10 == 9 {
+                w.flush().unwrap();
+            }
+        }
+        // The sixth write fails: the file takes nothing more.
+        assert!(w.flush().is_err());
+        assert!(w.audio(2_000_000, &[1]).is_err() && w.finish().is_err());
+        let writes = w.into_inner().0;
+        let file = writes.concat();
+        let mut at = 0;
+        for (k, write) in writes.iter().enumerate() {
+            let want = if k == 0 { "ftyp moov" } else { "moof mdat" };
+            assert_eq!(names(&file, at..at + write.len()), want);
+            at += write.len();
+        }
+        // Cut inside its last fragment (a process killed while writing
+        // it), the file reads as the fragments before it.
+        let (samples, firsts) = read(&file);
+        let last = file.len() - writes[4].len();
+        for cut in [last, last + 50, last + writes[4].len() - 1] {
+            let (kept, kept_firsts) = read(&file[..cut]);
+            assert_eq!((kept_firsts.len(), &kept[..]), (3, &samples[..firsts[3]]));
+        }
+    }
+
+    #[test]
+    fn bad_input_is_dropped_and_counted_and_a_last_sample_gets_a_duration() {
+        assert!(Fmp4::new(Vec::new(), None, None).is_err());
+        let mut vp8 = h264();
+        vp8.as_mut().unwrap().format = VideoFormat::Vp8;
+        assert!(Fmp4::new(Vec::new(), vp8, None).is_err());
+        let mut swapped = h264();
+        if let Some(v) = swapped.as_mut() {
+            std::mem::swap(&mut v.sps, &mut v.pps);
+        }
+        assert!(Fmp4::new(Vec::new(), swapped, None).is_err());
+        assert!(Fmp4::new(Vec::new(), None, Some(AudioParams { channels: 3 })).is_err());
+
+        let mut w = Fmp4::new(Vec::new(), h264(), STEREO).unwrap();
+        w.video(0, false, &nal(false, 5, 0)).unwrap(); // before the first keyframe
+        w.video(10_000, true, &nal(true, 5, 1)).unwrap();
+        w.video(5_000, false, &nal(false, 5, 2)).unwrap(); // back in time
+        for broken in [&[][..], &[0, 0, 0, 9, 1], &[0, 0, 0, 0], &[0, 0, 1]] {
+            w.video(20_000, false, broken).unwrap(); // empty, or not AVCC
+        }
+        w.audio(40_000, &[1]).unwrap();
+        w.audio(20_000, &[2]).unwrap(); // back in time
+        w.audio(60_000, &[]).unwrap();
+        assert_eq!(w.dropped(), 8);
+        w.finish().unwrap();
+        w.finish().unwrap();
+        assert!(w.audio(80_000, &[4]).is_err());
+        // The lone video frame gets 1/30 s, the lone audio packet 20 ms.
+        let (samples, _) = read(&w.into_inner());
+        let want = [
+            Sample(1, 900, 3000, SYNC, nal(true, 5, 1)),
+            Sample(2, 1920, 960, SYNC, vec![1]),
+        ];
+        assert_eq!(samples, want);
+
+        let mut w = Fmp4::new(Vec::new(), None, Some(AudioParams { channels: 1 })).unwrap();
+        w.video(0, true, &nal(true, 5, 0)).unwrap(); // no video track
+        assert_eq!(w.dropped(), 1);
+        let buf = w.into_inner();
+        let tkhd = find(&buf, 0..buf.len(), "moov/trak/tkhd");
+        assert_eq!(be32(&buf[tkhd.start + 12..]), 1, "audio alone is track 1");
     }
 }
