@@ -84,7 +84,7 @@ run_server() { # NAME
   local name=$1 pid url bind metrics=() via=()
   case "$name" in
     kaigi)
-      KAIGI_LIMITS__MAX_PARTICIPANTS_PER_ROOM=5000 taskset -c 0 "$TARGET/release/kaigi" --bind 127.0.0.1 --public-ip 127.0.0.1 \
+      KAIGI_LIMITS__MAX_PARTICIPANTS_PER_ROOM=5000 KAIGI_LIMITS__WS_CONNECTS_PER_IP_PER_MINUTE=0 KAIGI_LIMITS__OFFERS_PER_IP_PER_MINUTE=0 taskset -c 0 "$TARGET/release/kaigi" --bind 127.0.0.1 --public-ip 127.0.0.1 \
         --http-port 18443 --media-port 11000 --workers 1 --data-dir "$RUN/kaigi-data" \
         >"$RUN/kaigi.log" 2>&1 &
       pid=$! url=https://127.0.0.1:18443 bind=127.0.0.1 metrics=(--server-metrics https://127.0.0.1:18443/metrics)

@@ -110,6 +110,12 @@ pub struct LimitsConfig {
     /// Seconds a participant whose connection dropped (without leaving)
     /// stays in the room, shown as reconnecting, waiting to resume.
     pub reconnect_grace_secs: u64,
+    /// New signaling WebSockets (joins, reconnections) one address may open
+    /// a minute (half of it at once); 0: no limit.
+    pub ws_connects_per_ip_per_minute: u32,
+    /// WHIP and WHEP offers one address may post a minute (half of it at
+    /// once); 0: no limit.
+    pub offers_per_ip_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -120,6 +126,9 @@ impl Default for LimitsConfig {
             ws_max_message_bytes: 64 * 1024,
             ws_max_bad_messages: 50,
             reconnect_grace_secs: 30,
+            // Generous: a branch office behind one NAT opens its meeting at once.
+            ws_connects_per_ip_per_minute: 600,
+            offers_per_ip_per_minute: 1200,
         }
     }
 }

@@ -90,6 +90,10 @@ pub struct AppState {
     pub recordings: crate::recording::Recordings,
     /// When the server started (health, uptime).
     pub started: std::time::Instant,
+    /// New WebSockets per client address.
+    pub ws_rate: crate::ratelimit::RateLimiter,
+    /// WHIP and WHEP offers per client address.
+    pub offer_rate: crate::ratelimit::RateLimiter,
 }
 
 impl AppState {

@@ -11,6 +11,7 @@ pub mod http;
 pub mod meeting;
 pub mod metrics;
 pub mod protocol;
+pub mod ratelimit;
 pub mod recording;
 pub mod sdp_http;
 pub mod tls;

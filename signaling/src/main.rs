@@ -252,6 +252,10 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         None
     };
     let addr = SocketAddr::new(cfg.server.bind, cfg.server.http_port);
+    let cfg_limits = (
+        cfg.limits.ws_connects_per_ip_per_minute,
+        cfg.limits.offers_per_ip_per_minute,
+    );
     let state = Arc::new(AppState {
         config: cfg,
         sfu,
@@ -265,6 +269,8 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         viewers: Default::default(),
         recordings: Default::default(),
         started: std::time::Instant::now(),
+        ws_rate: kaigi::ratelimit::RateLimiter::new(cfg_limits.0),
+        offer_rate: kaigi::ratelimit::RateLimiter::new(cfg_limits.1),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();
@@ -286,7 +292,8 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         if state_for_auto.config.recording.auto {
             tokio::spawn(recording::auto(state_for_auto.clone()));
         }
-        let service = app.into_make_service();
+        // The client's address, for the per-address rate limits.
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
         match tls_paths {
             Some((cert, key)) => {
                 let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub notices_dropped: IntCounter,
     /// Recordings started.
     pub recordings_started: IntCounter,
+    /// Requests refused by the per-address rate limits, by what.
+    pub rate_limited: IntCounterVec,
     /// Participants per room (rooms are bounded by `limits.max_rooms`).
     room_participants: IntGaugeVec,
     /// WHEP viewers per room.
@@ -178,6 +180,12 @@ impl Metrics {
             ),
             notices_dropped,
             recordings_started: counter(&r, "kaigi_recordings_started_total", "Recordings started"),
+            rate_limited: counter_vec(
+                &r,
+                "kaigi_rate_limited_total",
+                "Requests refused by a per-address rate limit, by what (ws, whip, whep)",
+                &["what"],
+            ),
             room_participants: gauge_vec(
                 &r,
                 "kaigi_room_participants",

@@ -17,15 +17,34 @@ use sfu::ParticipantId;
 use crate::http::{AppState, SessionHandle};
 use crate::protocol::ServerMsg;
 
-/// Runs a WHIP or WHEP request: counts its result in `counter` and times
-/// the answers it gives (`kaigi_answer_seconds{kind}`).
+/// `429 Too Many Requests` with `Retry-After`.
+pub fn too_many(wait: Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    let mut res = reply(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests from this address; try again in {secs} s"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res
+}
+
+/// Runs a WHIP or WHEP request from `peer`: refuses it past the
+/// per-address rate, counts its result in `counter` and times the answers
+/// it gives (`kaigi_answer_seconds{kind}`).
 pub async fn answered(
     state: &AppState,
     kind: &'static str,
+    peer: std::net::IpAddr,
     counter: &IntCounterVec,
     work: impl std::future::Future<Output = Result<Response, Refusal>>,
 ) -> Response {
     let t0 = std::time::Instant::now();
+    if let Err(wait) = state.offer_rate.check(peer, t0) {
+        counter.with_label_values(&["rate_limited"]).inc();
+        state.metrics.rate_limited.with_label_values(&[kind]).inc();
+        return too_many(wait);
+    }
     match work.await {
         Ok(res) => {
             counter.with_label_values(&["ok"]).inc();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tracing::debug;
@@ -44,6 +44,7 @@ fn viewers(state: &AppState) -> &sdp_http::Sessions {
 pub async fn post(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -51,6 +52,7 @@ pub async fn post(
     sdp_http::answered(
         &state,
         "whep",
+        peer.ip(),
         counter,
         watch(&state, &room, &headers, &body),
     )

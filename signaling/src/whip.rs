@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tracing::{debug, info};
@@ -62,6 +62,7 @@ fn ingests(state: &AppState) -> &sdp_http::Sessions {
 pub async fn post(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -69,6 +70,7 @@ pub async fn post(
     sdp_http::answered(
         &state,
         "whip",
+        peer.ip(),
         counter,
         ingest(&state, &room, &headers, &body),
     )

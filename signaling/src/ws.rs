@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span};
@@ -27,7 +27,15 @@ pub const CLIENT_QUEUE: usize = 256;
 const WS_BUFFER: usize = 4096;
 
 /// Upgrades to the signaling WebSocket.
-pub async fn handler(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+) -> Response {
+    if let Err(wait) = state.ws_rate.check(peer.ip(), std::time::Instant::now()) {
+        state.metrics.rate_limited.with_label_values(&["ws"]).inc();
+        return crate::sdp_http::too_many(wait);
+    }
     let max = state.config.limits.ws_max_message_bytes;
     // Signaling messages are small and rare: tungstenite's default 128 KiB read
     // and write buffers per connection were most of a viewer's memory.

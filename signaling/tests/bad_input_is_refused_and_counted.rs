@@ -206,3 +206,37 @@ async fn bad_input_is_refused_and_counted() {
             || http_get(server.http, "/r/.x").unwrap().contains("400")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_flood_whep_or_the_websocket() {
+    let s = start_with(&[
+        ("KAIGI_LIMITS__OFFERS_PER_IP_PER_MINUTE", "6"),
+        ("KAIGI_LIMITS__WS_CONNECTS_PER_IP_PER_MINUTE", "4"),
+    ]);
+    // Half a minute's worth at once (3), then 429 with Retry-After.
+    let post = || {
+        http_request(
+            s.http,
+            "POST",
+            "/whep/flood",
+            &[("Content-Type", "application/sdp")],
+            b"v=0\r\n",
+        )
+    };
+    let statuses: Vec<u16> = (0..5).map(|_| post().status).collect();
+    assert!(statuses[..3].iter().all(|&c| c != 429), "{statuses:?}");
+    assert_eq!(statuses[3..], [429, 429], "{statuses:?}");
+    let r = post();
+    assert!(r.header("retry-after").is_some());
+    assert!(r.body.contains("too many requests"));
+    // WebSocket connections: 2 at once, then refused.
+    let url = format!("ws://127.0.0.1:{}/ws", s.http);
+    let mut ok = Vec::new();
+    for _ in 0..4 {
+        ok.push(tokio_tungstenite::connect_async(url.as_str()).await.is_ok());
+    }
+    assert_eq!(ok, [true, true, false, false], "{ok:?}");
+    let metrics = http_get(s.http, "/metrics").unwrap();
+    assert!(metric(&metrics, "kaigi_rate_limited_total{what=\"whep\"}") >= 3);
+    assert!(metric(&metrics, "kaigi_rate_limited_total{what=\"ws\"}") >= 2);
+}
