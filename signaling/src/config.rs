@@ -17,8 +17,13 @@ pub struct Config {
     pub media: MediaConfig,
     /// Limits on what clients may do.
     pub limits: LimitsConfig,
-    /// Join tokens.
+    /// Join tokens and who may enter which room.
     pub auth: AuthConfig,
+    /// Rooms with their own access rule, by name; a name ending in `*`
+    /// covers every room that starts with the rest (the longest wins).
+    pub rooms: std::collections::HashMap<String, RoomPolicy>,
+    /// Sign-in with the staff directory (LDAP, Active Directory).
+    pub directory: DirectoryConfig,
     /// WHIP ingest.
     pub whip: WhipConfig,
     /// Recording broadcasts.
@@ -116,6 +121,12 @@ pub struct LimitsConfig {
     /// WHIP and WHEP offers one address may post a minute (half of it at
     /// once); 0: no limit.
     pub offers_per_ip_per_minute: u32,
+    /// Wrong room passwords and failed sign-ins one address may make a
+    /// minute (half of it at once) before it must wait; 0: no limit.
+    pub failed_logins_per_ip_per_minute: u32,
+    /// Media sections (camera, microphone, screen…) one participant or
+    /// encoder may publish; a simulcast camera counts once.
+    pub max_tracks_per_participant: usize,
 }
 
 impl Default for LimitsConfig {
@@ -129,6 +140,8 @@ impl Default for LimitsConfig {
             // Generous: a branch office behind one NAT opens its meeting at once.
             ws_connects_per_ip_per_minute: 600,
             offers_per_ip_per_minute: 1200,
+            failed_logins_per_ip_per_minute: 20,
+            max_tracks_per_participant: 8,
         }
     }
 }
@@ -139,11 +152,104 @@ impl Default for LimitsConfig {
 pub struct AuthConfig {
     /// HMAC secret for join tokens; generated into `data_dir` when absent.
     pub token_secret: Option<String>,
-    /// Refuse joins without a valid token.
+    /// Refuse joins without a valid token (the same as `default_access = "token"`).
     pub require_token: bool,
+    /// Who may enter a room without a rule of its own in `[rooms]`.
+    pub default_access: Access,
+    /// PEM public keys (Ed25519 or P-256) of whoever issues tokens signed
+    /// with a key pair (`EdDSA`, `ES256`); a token's `kid` names the file's stem.
+    pub token_public_keys: Vec<PathBuf>,
     /// WHIP stream keys by room: an encoder may publish into the room with
     /// `Authorization: Bearer <key>` instead of a publisher token.
     pub stream_keys: std::collections::HashMap<String, String>,
+}
+
+/// Who may enter a room (a valid join token always may).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Anyone who can reach the server.
+    #[default]
+    Open,
+    /// Only with a join token.
+    Token,
+    /// Anyone who gives the room's password.
+    Password,
+    /// Staff signed in with the directory.
+    Directory,
+}
+
+impl Access {
+    /// The name used in the configuration and in the protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Open => "open",
+            Access::Token => "token",
+            Access::Password => "password",
+            Access::Directory => "directory",
+        }
+    }
+}
+
+/// `[rooms."name"]`: one room's (or one family's) access rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomPolicy {
+    /// Who may enter.
+    pub access: Access,
+    /// The password of a `password` room.
+    pub password: Option<String>,
+}
+
+/// `[directory]`: LDAP sign-in on the landing page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    /// `ldap://host:389` or `ldaps://host:636`; unset: no sign-in.
+    pub url: Option<String>,
+    /// Upgrade `ldap://` with StartTLS before sending a password.
+    pub starttls: bool,
+    /// PEM file of the CA that signed the directory's certificate (the
+    /// office's own CA); unset: the system's CAs.
+    pub ca_file: Option<PathBuf>,
+    /// Account kaigi binds as to look users up; unset: an anonymous search.
+    pub bind_dn: Option<String>,
+    /// Its password.
+    pub bind_password: Option<String>,
+    /// Where users are looked up.
+    pub base_dn: String,
+    /// Finds one user; `{user}` becomes the escaped staff ID typed in.
+    pub user_filter: String,
+    /// Attribute shown as the person's name in meetings.
+    pub name_attribute: String,
+    /// Members of this group (its DN) moderate every meeting they join.
+    pub moderator_group: Option<String>,
+    /// Members of this group may publish broadcasts (mint publisher tokens).
+    pub publisher_group: Option<String>,
+    /// How long a sign-in lasts, in hours.
+    pub session_hours: u64,
+    /// Seconds to wait for the directory before giving up.
+    pub timeout_secs: u64,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            url: None,
+            starttls: false,
+            ca_file: None,
+            bind_dn: None,
+            bind_password: None,
+            base_dn: String::new(),
+            // Active Directory's staff ID; OpenLDAP directories use (uid={user}).
+            user_filter: "(&(objectClass=user)(sAMAccountName={user}))".into(),
+            name_attribute: "displayName".into(),
+            moderator_group: None,
+            publisher_group: None,
+            session_hours: 10,
+            timeout_secs: 5,
+        }
+    }
 }
 
 /// `[whip]`
@@ -304,6 +410,65 @@ impl Config {
         if self.admin.api_key.as_ref().is_some_and(|k| k.len() < 16) {
             return bad("admin.api_key must be at least 16 characters");
         }
+        if self.limits.max_tracks_per_participant == 0 {
+            return bad("limits.max_tracks_per_participant must be positive");
+        }
+        for (name, p) in &self.rooms {
+            let stem = name.strip_suffix('*').unwrap_or(name);
+            if !stem.is_empty() && sfu::room::validate_name(stem).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "[rooms.{name:?}]: not a room name (or a prefix followed by *)"
+                )));
+            }
+            match (p.access, &p.password) {
+                (Access::Password, None) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[rooms.{name:?}]: access = \"password\" needs a password"
+                    )));
+                }
+                (Access::Password, Some(pw)) if pw.chars().count() < 6 => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[rooms.{name:?}]: the password needs at least 6 characters"
+                    )));
+                }
+                (Access::Password, _) | (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[rooms.{name:?}]: a password only goes with access = \"password\""
+                    )));
+                }
+            }
+            if p.access == Access::Directory && self.directory.url.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "[rooms.{name:?}]: access = \"directory\" needs [directory] url"
+                )));
+            }
+        }
+        if self.auth.default_access == Access::Password {
+            return bad(
+                "auth.default_access can not be \"password\": give each room its own in [rooms]",
+            );
+        }
+        if self.auth.default_access == Access::Directory && self.directory.url.is_none() {
+            return bad("auth.default_access = \"directory\" needs [directory] url");
+        }
+        if let Some(url) = &self.directory.url {
+            if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+                return bad("directory.url starts with ldap:// or ldaps://");
+            }
+            if self.directory.base_dn.is_empty() {
+                return bad("directory.base_dn is needed with directory.url");
+            }
+            if !self.directory.user_filter.contains("{user}") {
+                return bad("directory.user_filter must contain {user}");
+            }
+            if self.directory.bind_dn.is_some() != self.directory.bind_password.is_some() {
+                return bad("directory.bind_dn and directory.bind_password go together");
+            }
+            if self.directory.session_hours == 0 || self.directory.timeout_secs == 0 {
+                return bad("directory.session_hours and directory.timeout_secs must be positive");
+            }
+        }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return bad("log.format is \"pretty\" or \"json\"");
         }
@@ -315,6 +480,27 @@ impl Config {
             return bad("media.public_ip must be an address clients can reach");
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The access rule of `room` and, for a password room, its password:
+    /// its own entry in `[rooms]`, else the longest `prefix*` entry that
+    /// covers it, else the default.
+    pub fn room_access(&self, room: &str) -> (Access, Option<&str>) {
+        let policy = self.rooms.get(room).or_else(|| {
+            self.rooms
+                .iter()
+                .filter_map(|(k, p)| Some((k.strip_suffix('*')?, p)))
+                .filter(|(prefix, _)| room.starts_with(prefix))
+                .max_by_key(|(prefix, _)| prefix.len())
+                .map(|(_, p)| p)
+        });
+        match policy {
+            Some(p) => (p.access, p.password.as_deref()),
+            None if self.auth.require_token => (Access::Token, None),
+            None => (self.auth.default_access, None),
+        }
     }
 }
 
@@ -364,6 +550,68 @@ mod tests {
         assert!(Config::load(None, env(&[("KAIGI_SERVER__NOPE", "1")])).is_err());
         assert!(Config::load(None, env(&[("KAIGI_LOG__FORMAT", "xml")])).is_err());
         assert!(Config::load(None, env(&[("KAIGI_MEDIA__PORT", "banana")])).is_err());
+    }
+
+    #[test]
+    fn room_rules_exact_then_longest_prefix_then_default() {
+        let c = Config::parse(
+            r#"
+            [auth]
+            default_access = "open"
+            [rooms."kaiken*"]
+            access = "token"
+            [rooms."kaiken-naibu*"]
+            access = "password"
+            password = "himitsu-123"
+            [rooms.kaiken-open]
+            access = "open"
+            "#,
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.room_access("lobby"), (Access::Open, None));
+        assert_eq!(c.room_access("kaiken-2026"), (Access::Token, None));
+        assert_eq!(
+            c.room_access("kaiken-naibu-1"),
+            (Access::Password, Some("himitsu-123"))
+        );
+        assert_eq!(c.room_access("kaiken-open"), (Access::Open, None));
+        let strict = Config::parse("[auth]\nrequire_token = true\n", env(&[])).unwrap();
+        assert_eq!(strict.room_access("any"), (Access::Token, None));
+    }
+
+    #[test]
+    fn bad_room_rules_are_explained() {
+        for (text, needle) in [
+            ("[rooms.a]\naccess = \"password\"\n", "needs a password"),
+            (
+                "[rooms.a]\naccess = \"password\"\npassword = \"abc\"\n",
+                "at least 6",
+            ),
+            (
+                "[rooms.a]\naccess = \"open\"\npassword = \"abcdefg\"\n",
+                "only goes with",
+            ),
+            (
+                "[rooms.a]\naccess = \"directory\"\n",
+                "needs [directory] url",
+            ),
+            ("[rooms.\"a b\"]\naccess = \"token\"\n", "not a room name"),
+            ("[rooms.a]\naccess = \"secret\"\n", "unknown variant"),
+            ("[auth]\ndefault_access = \"password\"\n", "give each room"),
+            (
+                "[directory]\nurl = \"http://x\"\nbase_dn = \"dc=x\"\n",
+                "ldap://",
+            ),
+            ("[directory]\nurl = \"ldap://x\"\n", "base_dn"),
+            (
+                "[directory]\nurl = \"ldap://x\"\nbase_dn = \"dc=x\"\nuser_filter = \"(uid=x)\"\n",
+                "{user}",
+            ),
+        ] {
+            let e = Config::parse(text, env(&[])).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 
     #[test]

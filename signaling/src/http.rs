@@ -74,8 +74,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Each joined participant's signaling session.
     pub sessions: Sessions,
-    /// HMAC secret of join tokens.
+    /// HMAC secret of join tokens (and of session cookies and download links).
     pub token_secret: Vec<u8>,
+    /// Public keys of token issuers that sign with a key pair.
+    pub token_keys: Vec<crate::auth::PublicKey>,
     /// Set on SIGTERM: new joins are refused, `/readyz` fails.
     pub draining: AtomicBool,
     /// Chat, room settings and waiting rooms.
@@ -94,9 +96,27 @@ pub struct AppState {
     pub ws_rate: crate::ratelimit::RateLimiter,
     /// WHIP and WHEP offers per client address.
     pub offer_rate: crate::ratelimit::RateLimiter,
+    /// Wrong room passwords and failed sign-ins per client address.
+    pub login_failures: crate::ratelimit::RateLimiter,
 }
 
 impl AppState {
+    /// Checks a join token for `room`: HS256 under the secret, or EdDSA/ES256
+    /// under one of the configured public keys.
+    pub fn verify_token(
+        &self,
+        token: &str,
+        room: &str,
+    ) -> Result<crate::auth::Claims, crate::auth::TokenError> {
+        crate::auth::verify_with(
+            &self.token_secret,
+            &self.token_keys,
+            token,
+            room,
+            crate::access::unix_now(),
+        )
+    }
+
     /// Whether the server is shutting down.
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
@@ -147,6 +167,13 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(crate::recording::status),
         )
         .route("/api/recordings", get(crate::recording::list))
+        .route("/api/login", post(crate::directory::login))
+        .route("/api/logout", post(crate::directory::logout))
+        .route("/api/me", get(crate::directory::whoami))
+        .route(
+            "/api/me/publisher-token",
+            post(crate::directory::publisher_token),
+        )
         .route("/admin", get(crate::admin::page))
         .route("/api/health", get(crate::admin::health))
         .route("/api/rooms", get(crate::admin::rooms))

@@ -4,9 +4,11 @@
 //! top; the library exists so that tests and fuzz targets (`fuzz/`) reach
 //! the parsers.
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod directory;
 pub mod http;
 pub mod meeting;
 pub mod metrics;

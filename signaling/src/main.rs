@@ -62,6 +62,21 @@ enum Cmd {
         /// Validity: 30m, 1h, 7d…
         #[arg(long, default_value = "1h")]
         ttl: String,
+        /// Sign with this private key (PEM, PKCS#8; Ed25519 or P-256)
+        /// instead of the server's secret; its stem is the token's `kid`.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Make a key pair for signing join tokens elsewhere (a portal):
+    /// PREFIX.key.pem (private, keep it there) and PREFIX.pub.pem (for
+    /// `auth.token_public_keys`).
+    Keygen {
+        /// ed25519 (JWT EdDSA) or es256 (P-256).
+        #[arg(long, default_value = "ed25519")]
+        alg: auth::KeyAlg,
+        /// Path and name stem of the two files.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -96,10 +111,20 @@ fn main() -> anyhow::Result<()> {
             role,
             name,
             ttl,
+            key,
         }) => {
             sfu::room::validate_name(&room).context("--room")?;
             let ttl = auth::parse_ttl(&ttl).map_err(anyhow::Error::msg)?;
-            let secret = token_secret(&cfg)?;
+            let signer = match key {
+                Some(path) => {
+                    let pem = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    auth::Signer::from_pem(&pem, key_id(&path))
+                        .map_err(anyhow::Error::msg)
+                        .with_context(|| path.display().to_string())?
+                }
+                None => auth::Signer::Hs256(token_secret(&cfg)?),
+            };
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
             let claims = auth::Claims {
                 room,
@@ -108,7 +133,27 @@ fn main() -> anyhow::Result<()> {
                 iat: now,
                 exp: now + ttl,
             };
-            println!("{}", auth::mint(&secret, &claims));
+            println!("{}", signer.mint(&claims));
+            Ok(())
+        }
+        Some(Cmd::Keygen { alg, out }) => {
+            let (private, public) = auth::generate(alg);
+            let stem = out.display().to_string();
+            let (kpath, ppath) = (
+                PathBuf::from(format!("{stem}.key.pem")),
+                PathBuf::from(format!("{stem}.pub.pem")),
+            );
+            if kpath.exists() {
+                bail!("{} exists: not overwriting a key", kpath.display());
+            }
+            tls::write_private(&kpath, private.as_bytes())?;
+            std::fs::write(&ppath, public)
+                .with_context(|| format!("writing {}", ppath.display()))?;
+            println!(
+                "private key: {} (sign with `kaigi token --key`; keep it secret)\npublic key:  {} (list it in auth.token_public_keys)",
+                kpath.display(),
+                ppath.display()
+            );
             Ok(())
         }
         None => serve(cfg),
@@ -134,6 +179,32 @@ fn init_logging(cfg: &Config) {
     } else {
         builder.init();
     }
+}
+
+/// A key's id: its file name without `.pub.pem`, `.key.pem` or `.pem`, so
+/// that a token signed with `portal.key.pem` names `portal.pub.pem`.
+fn key_id(path: &std::path::Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let stem = [".pub.pem", ".key.pem", ".pem"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    Some(stem.to_owned())
+}
+
+/// The public keys of `auth.token_public_keys`, read at start.
+fn token_keys(cfg: &Config) -> anyhow::Result<Vec<auth::PublicKey>> {
+    cfg.auth
+        .token_public_keys
+        .iter()
+        .map(|path| {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("auth.token_public_keys: reading {}", path.display()))?;
+            auth::PublicKey::from_pem(&pem, key_id(path))
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("auth.token_public_keys: {}", path.display()))
+        })
+        .collect()
 }
 
 /// The join-token secret: configured, or generated once into the data folder.
@@ -211,6 +282,10 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         n => n,
     };
     let token_secret = token_secret(&cfg)?;
+    let token_keys = token_keys(&cfg)?;
+    // Two TLS back ends are linked (the server's, and ring for the directory
+    // client): name the server's, or rustls can not pick one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
     let sessions: http::Sessions = Arc::default();
     let metrics = metrics::Metrics::new();
@@ -255,6 +330,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     let cfg_limits = (
         cfg.limits.ws_connects_per_ip_per_minute,
         cfg.limits.offers_per_ip_per_minute,
+        cfg.limits.failed_logins_per_ip_per_minute,
     );
     let state = Arc::new(AppState {
         config: cfg,
@@ -262,6 +338,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         metrics,
         sessions,
         token_secret,
+        token_keys,
         draining: AtomicBool::new(false),
         meetings: Default::default(),
         resumes: Default::default(),
@@ -271,6 +348,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         started: std::time::Instant::now(),
         ws_rate: kaigi::ratelimit::RateLimiter::new(cfg_limits.0),
         offer_rate: kaigi::ratelimit::RateLimiter::new(cfg_limits.1),
+        login_failures: kaigi::ratelimit::RateLimiter::new(cfg_limits.2),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();

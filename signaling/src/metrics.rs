@@ -49,6 +49,10 @@ pub struct Metrics {
     pub recordings_started: IntCounter,
     /// Requests refused by the per-address rate limits, by what.
     pub rate_limited: IntCounterVec,
+    /// Directory sign-ins, by result.
+    pub logins: IntCounterVec,
+    /// Publish offers refused for carrying too many tracks, by endpoint.
+    pub too_many_tracks: IntCounterVec,
     /// Participants per room (rooms are bounded by `limits.max_rooms`).
     room_participants: IntGaugeVec,
     /// WHEP viewers per room.
@@ -183,8 +187,20 @@ impl Metrics {
             rate_limited: counter_vec(
                 &r,
                 "kaigi_rate_limited_total",
-                "Requests refused by a per-address rate limit, by what (ws, whip, whep)",
+                "Requests refused by a per-address rate limit, by what (ws, whip, whep, login, password)",
                 &["what"],
+            ),
+            logins: counter_vec(
+                &r,
+                "kaigi_logins_total",
+                "Staff directory sign-ins, by result (ok, refused, unavailable)",
+                &["result"],
+            ),
+            too_many_tracks: counter_vec(
+                &r,
+                "kaigi_tracks_refused_total",
+                "Publish offers refused for more tracks than limits.max_tracks_per_participant, by endpoint (ws, whip)",
+                &["endpoint"],
             ),
             room_participants: gauge_vec(
                 &r,

@@ -57,6 +57,9 @@ pub enum ClientMsg {
         /// A join token, when the room needs one.
         #[serde(default)]
         token: Option<String>,
+        /// The room's password, for a room that has one.
+        #[serde(default)]
+        password: Option<String>,
         /// The `resume_token` of an earlier session whose connection
         /// dropped: the client comes back as the same participant.
         #[serde(default)]
@@ -473,6 +476,7 @@ mod tests {
                 room: "r1".into(),
                 name: "山田".into(),
                 token: None,
+                password: None,
                 resume: None
             }
         );

@@ -39,6 +39,21 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `ip` has used up its requests, without taking one: for
+    /// limits on failures, counted with [`Self::check`] only when one happens.
+    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        if self.per_second <= 0.0 {
+            return None;
+        }
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let b = buckets.get(&ip)?;
+        let tokens = (b.tokens
+            + now.saturating_duration_since(b.at).as_secs_f64() * self.per_second)
+            .min(self.burst);
+        (tokens < 1.0)
+            .then(|| Duration::from_secs_f64(((1.0 - tokens) / self.per_second).max(0.001)))
+    }
+
     /// Takes one request from `ip` at `now`; `Err` says when to try again.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         if self.per_second <= 0.0 {
@@ -73,6 +88,21 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocked_peeks_without_taking() {
+        let l = RateLimiter::new(4); // burst 2
+        let t = Instant::now();
+        assert_eq!(l.blocked(ip(1), t), None);
+        assert_eq!(l.blocked(ip(1), t), None);
+        l.check(ip(1), t).unwrap();
+        l.check(ip(1), t).unwrap();
+        let wait = l.blocked(ip(1), t).unwrap();
+        assert!(wait > Duration::from_secs(10) && wait <= Duration::from_secs(15));
+        assert_eq!(l.blocked(ip(2), t), None);
+        assert_eq!(l.blocked(ip(1), t + Duration::from_secs(15)), None);
+        assert_eq!(RateLimiter::new(0).blocked(ip(1), t), None);
+    }
 
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, n])

@@ -154,10 +154,6 @@ pub fn error(status: StatusCode, code: &'static str, message: impl Into<String>)
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Whether the request carries the admin key. `Err` is the response to give.
 pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(key) = state.config.admin.api_key.as_deref() else {
@@ -168,7 +164,7 @@ pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         ));
     };
     match sdp_http::bearer(headers) {
-        Ok(t) if constant_time_eq(t.as_bytes(), key.as_bytes()) => Ok(()),
+        Ok(t) if crate::auth::constant_time_eq(t.as_bytes(), key.as_bytes()) => Ok(()),
         Ok(_) => Err(unauthorized("wrong admin key")),
         Err(why) => Err(unauthorized(why)),
     }
@@ -183,16 +179,16 @@ fn unauthorized(why: impl Into<String>) -> ApiError {
 fn may_record(state: &AppState, room: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = sdp_http::bearer(headers).map_err(unauthorized)?;
     if let Some(key) = state.config.admin.api_key.as_deref()
-        && constant_time_eq(token.as_bytes(), key.as_bytes())
+        && crate::auth::constant_time_eq(token.as_bytes(), key.as_bytes())
     {
         return Ok(());
     }
     if let Some(key) = state.config.auth.stream_keys.get(room)
-        && constant_time_eq(token.as_bytes(), key.as_bytes())
+        && crate::auth::constant_time_eq(token.as_bytes(), key.as_bytes())
     {
         return Ok(());
     }
-    match crate::auth::verify(&state.token_secret, token, room, unix_now()) {
+    match state.verify_token(token, room) {
         Ok(c) if matches!(c.role, Role::Moderator | Role::Publisher) => Ok(()),
         Ok(_) => Err(error(
             StatusCode::FORBIDDEN,
@@ -489,7 +485,7 @@ pub async fn download(
                 .into_response();
             }
             let want = link_signature(&state, &name, exp);
-            if !constant_time_eq(want.as_bytes(), sig.as_bytes()) {
+            if !crate::auth::constant_time_eq(want.as_bytes(), sig.as_bytes()) {
                 return error(
                     StatusCode::FORBIDDEN,
                     "bad_link",

@@ -106,6 +106,42 @@ impl Refusal {
     }
 }
 
+/// The audio and video sections of an offer that carry media (not rejected
+/// with port 0, not `a=inactive`): what `limits.max_tracks_per_participant`
+/// counts. A simulcast camera is one section.
+pub fn media_sections(sdp: &str) -> usize {
+    let mut n = 0;
+    let mut current = false;
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(m) = line.strip_prefix("m=") {
+            n += usize::from(current);
+            let mut f = m.split_whitespace();
+            current = matches!(f.next(), Some("audio" | "video")) && f.next() != Some("0");
+        } else if line == "a=inactive" {
+            current = false;
+        }
+    }
+    n + usize::from(current)
+}
+
+/// Refuses a publish offer with more media sections than the limit allows.
+pub fn check_tracks(state: &AppState, endpoint: &str, sdp: &str) -> Result<(), String> {
+    let max = state.config.limits.max_tracks_per_participant;
+    let n = media_sections(sdp);
+    if n > max {
+        state
+            .metrics
+            .too_many_tracks
+            .with_label_values(&[endpoint])
+            .inc();
+        return Err(format!(
+            "{n} media tracks offered; this server allows {max} per participant \
+             (limits.max_tracks_per_participant)"
+        ));
+    }
+    Ok(())
+}
+
 /// A plain-text answer with a reason.
 pub fn reply(status: StatusCode, reason: impl Into<String>) -> Response {
     let mut body = reason.into();
@@ -376,6 +412,18 @@ pub async fn options() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_sections_count_what_carries_media() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=simulcast:send q;h;f\r\n\
+                   m=video 0 UDP/TLS/RTP/SAVPF 96\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=inactive\r\n\
+                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert_eq!(media_sections(sdp), 2);
+        assert_eq!(media_sections(""), 0);
+        assert_eq!(media_sections(&"m=audio 9 x\n".repeat(300)), 300);
+    }
 
     #[test]
     fn resource_ids_are_unguessable_hex() {

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::AppState;
 
-/// `GET /watch/{room}/status`: `{"live": bool}`, never cached. Where tokens
-/// are required it needs the same bearer as WHEP.
+/// `GET /watch/{room}/status`: `{"live": bool, "access": rule}`, never
+/// cached. In a token room it needs the same bearer as WHEP.
 pub async fn status(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
@@ -23,14 +23,13 @@ pub async fn status(
     if let Err(e) = sfu::room::validate_name(&room) {
         return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
     }
-    if let Err(why) = crate::whep::authorize(&state, &room, &headers) {
-        let mut res = (StatusCode::UNAUTHORIZED, why).into_response();
-        res.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return res;
+    if let Err(r) = crate::whep::authorize(&state, &room, &headers, None) {
+        return r.respond(&state.metrics.whep_requests);
     }
     let live = state.sfu.control(|e| e.broadcast_source(&room)).is_some();
-    let mut res = Json(serde_json::json!({ "live": live })).into_response();
+    // The page asks for a password before it tries to watch a password room.
+    let access = state.config.room_access(&room).0.as_str();
+    let mut res = Json(serde_json::json!({ "live": live, "access": access })).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res

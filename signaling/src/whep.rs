@@ -9,7 +9,6 @@
 //! session is not renegotiated: it carries the tracks its answer named.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
@@ -21,19 +20,58 @@ use crate::http::AppState;
 use crate::protocol::ServerMsg;
 use crate::sdp_http::{self, Refusal};
 
-/// Viewers need a token (any role, for this room) only where tokens are required.
-pub fn authorize(state: &AppState, room: &str, headers: &HeaderMap) -> Result<(), String> {
-    if !state.config.auth.require_token {
+/// Whether a viewer may watch `room`: by the room's access rule, as for
+/// joining a meeting. The bearer is a join token (any role) or, for a
+/// password room, the password; a signed-in member of staff brings their
+/// session cookie (the viewer page is same-origin). `ip: None` (the status
+/// poll) checks only that a token room gets a token: whether a broadcast is
+/// live is no secret, and a password is asked for once, when watching.
+pub fn authorize(
+    state: &AppState,
+    room: &str,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), Refusal> {
+    use crate::access::{Knock, admit};
+    use crate::config::Access;
+    let bearer = sdp_http::bearer(headers).ok();
+    let (access, _) = state.config.room_access(room);
+    let token_ok = bearer.is_some_and(|t| state.verify_token(t, room).is_ok());
+    let Some(ip) = ip else {
+        return if access == Access::Token && !token_ok {
+            Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this broadcast needs a token",
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    if token_ok {
         return Ok(());
     }
-    let token = sdp_http::bearer(headers)?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    crate::auth::verify(&state.token_secret, token, room, now)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let staff = crate::directory::Staff::from_headers(state, headers);
+    let knock = if access == Access::Password {
+        Knock {
+            password: bearer,
+            ..Knock::default()
+        }
+    } else {
+        Knock {
+            token: bearer,
+            staff: staff.as_ref(),
+            ..Knock::default()
+        }
+    };
+    admit(state, room, knock, ip).map(|_| ()).map_err(|r| {
+        let status = if r.code == "rate_limited" {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        Refusal::new(status, r.code, r.message)
+    })
 }
 
 fn viewers(state: &AppState) -> &sdp_http::Sessions {
@@ -54,7 +92,7 @@ pub async fn post(
         "whep",
         peer.ip(),
         counter,
-        watch(&state, &room, &headers, &body),
+        watch(&state, &room, &headers, &body, peer.ip()),
     )
     .await
 }
@@ -64,10 +102,10 @@ async fn watch(
     room: &str,
     headers: &HeaderMap,
     body: &[u8],
+    ip: std::net::IpAddr,
 ) -> Result<Response, Refusal> {
     let offer = sdp_http::check_offer(state, room, headers, body)?;
-    authorize(state, room, headers)
-        .map_err(|why| Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?;
+    authorize(state, room, headers, Some(ip))?;
     let live = state
         .sfu
         .control(|e| e.room_participants(room).iter().any(|p| e.has_tracks(p.id)));

@@ -5,7 +5,6 @@
 //! lost for 30 s). The HTTP session itself is [`crate::sdp_http`]'s.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
@@ -27,23 +26,15 @@ const DEFAULT_NAME: &str = "配信 / Broadcast";
 fn authorize(state: &AppState, room: &str, headers: &HeaderMap) -> Result<Option<String>, String> {
     let token = sdp_http::bearer(headers)?;
     if let Some(key) = state.config.auth.stream_keys.get(room)
-        && constant_time_eq(key.as_bytes(), token.as_bytes())
+        && crate::auth::constant_time_eq(key.as_bytes(), token.as_bytes())
     {
         return Ok(None);
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    match crate::auth::verify(&state.token_secret, token, room, now) {
+    match state.verify_token(token, room) {
         Ok(c) if matches!(c.role, Role::Publisher | Role::Moderator) => Ok(c.name),
         Ok(_) => Err("the token does not allow publishing".into()),
         Err(e) => Err(e.to_string()),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Whether an answer accepts at least one m-section (a rejected one has port 0).
@@ -87,6 +78,8 @@ async fn ingest(
     let name = authorize(state, room, headers)
         .map_err(|why| Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?
         .unwrap_or_else(|| DEFAULT_NAME.to_owned());
+    sdp_http::check_tracks(state, "whip", offer)
+        .map_err(|why| Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_tracks", why))?;
     let sources = state
         .ingests
         .lock()
@@ -168,8 +161,8 @@ mod tests {
 
     #[test]
     fn stream_keys_compare_whole() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(crate::auth::constant_time_eq(b"abc", b"abc"));
+        assert!(!crate::auth::constant_time_eq(b"abc", b"abd"));
+        assert!(!crate::auth::constant_time_eq(b"abc", b"abcd"));
     }
 }

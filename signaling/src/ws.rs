@@ -13,7 +13,7 @@ use tracing::{Instrument, debug, info, info_span};
 
 use sfu::{JoinError, MediaKind, NoticeKind, ParticipantId, Role as PcRoleSfu};
 
-use crate::auth::{self, Role};
+use crate::auth::Role;
 use crate::http::{AppState, SessionHandle};
 use crate::meeting::RateLimit;
 use crate::protocol::{
@@ -31,11 +31,18 @@ pub async fn handler(
     ws: WebSocketUpgrade,
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     if let Err(wait) = state.ws_rate.check(peer.ip(), std::time::Instant::now()) {
         state.metrics.rate_limited.with_label_values(&["ws"]).inc();
         return crate::sdp_http::too_many(wait);
     }
+    // The sign-in is read once, at the upgrade: the cookie does not travel
+    // on the socket afterwards.
+    let visitor = Visitor {
+        ip: peer.ip(),
+        staff: crate::directory::Staff::from_headers(&state, &headers),
+    };
     let max = state.config.limits.ws_max_message_bytes;
     // Signaling messages are small and rare: tungstenite's default 128 KiB read
     // and write buffers per connection were most of a viewer's memory.
@@ -49,7 +56,7 @@ pub async fn handler(
                 room = tracing::field::Empty,
                 participant = tracing::field::Empty
             );
-            session(socket, state).instrument(span)
+            session(socket, state, visitor).instrument(span)
         })
 }
 
@@ -99,6 +106,12 @@ pub fn notice_to_msg(kind: NoticeKind) -> Option<ServerMsg> {
     })
 }
 
+/// Who opened the socket.
+struct Visitor {
+    ip: std::net::IpAddr,
+    staff: Option<crate::directory::Staff>,
+}
+
 /// A session in a room.
 struct Joined {
     id: ParticipantId,
@@ -132,7 +145,7 @@ enum Stage {
     Done,
 }
 
-async fn session(mut socket: WebSocket, state: Arc<AppState>) {
+async fn session(mut socket: WebSocket, state: Arc<AppState>, visitor: Visitor) {
     state.metrics.ws_connections.inc();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(CLIENT_QUEUE);
     let kill = Arc::new(tokio::sync::Notify::new());
@@ -177,7 +190,7 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>) {
                 };
                 match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(msg) => {
-                        let mut ctx = Ctx { state: &state, session: &session_handle, chat_limit: &mut chat_limit };
+                        let mut ctx = Ctx { state: &state, session: &session_handle, chat_limit: &mut chat_limit, visitor: &visitor };
                         if let Some(reply) = handle(&mut ctx, &mut stage, msg) {
                             if let ServerMsg::Error { code, .. } = &reply {
                                 bad += 1;
@@ -290,6 +303,7 @@ struct Ctx<'a> {
     state: &'a AppState,
     session: &'a SessionHandle,
     chat_limit: &'a mut RateLimit,
+    visitor: &'a Visitor,
 }
 
 fn now_ms() -> u64 {
@@ -423,8 +437,20 @@ fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<Server
                     room,
                     name,
                     token,
+                    password,
                     resume,
-                } => match join_timed(ctx, v, &room, &name, token.as_deref(), resume) {
+                } => match join_timed(
+                    ctx,
+                    v,
+                    &room,
+                    &name,
+                    crate::access::Knock {
+                        token: token.as_deref(),
+                        password: password.as_deref(),
+                        staff: None,
+                    },
+                    resume,
+                ) {
                     Ok(next) => {
                         *stage = next;
                         None
@@ -468,6 +494,9 @@ fn handle(ctx: &mut Ctx<'_>, stage: &mut Stage, msg: ClientMsg) -> Option<Server
                         protocol::MAX_SOURCES
                     ),
                 ));
+            }
+            if let Err(why) = crate::sdp_http::check_tracks(state, "ws", &sdp) {
+                return Some(ServerMsg::error("too_many_tracks", why));
             }
             let screens = sources
                 .into_iter()
@@ -730,10 +759,11 @@ fn moderate(state: &AppState, j: &Joined, action: ModerateAction) -> Result<(), 
 /// Checks a join: version, room name, token, name, capacity.
 fn request_join(
     state: &AppState,
+    visitor: &Visitor,
     v: Option<u32>,
     room: &str,
     name: &str,
-    token: Option<&str>,
+    knock: crate::access::Knock<'_>,
 ) -> Result<JoinRequest, ServerMsg> {
     let refuse = |reason: &str, msg: ServerMsg| {
         state.metrics.joins.with_label_values(&[reason]).inc();
@@ -754,31 +784,17 @@ fn request_join(
             ServerMsg::error("invalid_room", e.to_string()),
         );
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let claims = match token {
-        Some(t) => match auth::verify(&state.token_secret, t, room, now) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                return refuse(
-                    "unauthorized",
-                    ServerMsg::error("unauthorized", e.to_string()),
-                );
-            }
-        },
-        None if state.config.auth.require_token => {
-            return refuse(
-                "unauthorized",
-                ServerMsg::error("unauthorized", "this server requires a join token"),
-            );
-        }
-        None => None,
+    let staff = visitor.staff.as_ref();
+    let knock = crate::access::Knock { staff, ..knock };
+    let claims = match crate::access::admit(state, room, knock, visitor.ip) {
+        Ok(c) => c,
+        Err(r) => return refuse(r.code, ServerMsg::error(r.code, r.message)),
     };
+    // A token's name wins, then the directory's: neither can be typed over.
     let name = claims
         .as_ref()
         .and_then(|c| c.name.clone())
+        .or_else(|| staff.map(|s| s.name.clone()))
         .or_else(|| protocol::clean_name(name));
     let Some(name) = name else {
         return refuse(
@@ -786,7 +802,11 @@ fn request_join(
             ServerMsg::error("bad_request", "a display name is required"),
         );
     };
-    let role = claims.map(|c| c.role).unwrap_or(Role::Participant);
+    let role = match (claims, staff) {
+        (Some(c), _) => c.role,
+        (None, Some(s)) if s.moderator => Role::Moderator,
+        _ => Role::Participant,
+    };
     if state.draining() {
         return refuse(
             "server_busy",
@@ -933,12 +953,12 @@ fn join_timed(
     v: Option<u32>,
     room: &str,
     name: &str,
-    token: Option<&str>,
+    knock: crate::access::Knock<'_>,
     resume: Option<String>,
 ) -> Result<Stage, ServerMsg> {
     let state = ctx.state;
     let t0 = std::time::Instant::now();
-    let r = request_join(state, v, room, name, token).and_then(|req| {
+    let r = request_join(state, ctx.visitor, v, room, name, knock).and_then(|req| {
         match resume.and_then(|t| resumable(state, &t, &req.room)) {
             Some((id, role, token)) => {
                 resume_session(state, ctx.session, id, role, token, req.room).map(Stage::Joined)

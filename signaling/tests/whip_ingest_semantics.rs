@@ -292,7 +292,7 @@ fn the_viewer_page_and_its_status() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(v, serde_json::json!({"live": false}));
+    assert_eq!(v, serde_json::json!({"live": false, "access": "open"}));
     let r = http_request(s.http, "GET", "/assets/watch.js", &[], b"");
     assert_eq!(r.status, 200);
 

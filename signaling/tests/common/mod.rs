@@ -75,13 +75,29 @@ pub fn start() -> Server {
 }
 
 /// [`start`] with extra environment (configuration overrides).
-#[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
 pub fn start_with(env: &[(&str, &str)]) -> Server {
+    start_with_config("", env)
+}
+
+/// A fresh folder under the system's temporary one, removed on drop.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("kaigi-test-{}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("kaigi-{what}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// [`start`] with a configuration file (TOML text) and extra environment.
+#[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
+pub fn start_with_config(toml: &str, env: &[(&str, &str)]) -> Server {
+    let dir = temp_dir("test");
+    let config = dir.join("kaigi.toml");
+    std::fs::write(&config, toml).unwrap();
     let (http, media) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_kaigi"))
+        .arg("--config")
+        .arg(&config)
         .args(["--bind", "127.0.0.1", "--public-ip", "127.0.0.1"])
         .args([
             "--http-port",
@@ -115,6 +131,24 @@ pub fn start_with(env: &[(&str, &str)]) -> Server {
 
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket with extra request headers (a session cookie).
+pub async fn connect_with(port: u16, headers: &[(&str, &str)]) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}/ws")
+        .into_client_request()
+        .unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket")
+        .0
+}
 
 pub async fn connect(port: u16) -> Ws {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
