@@ -74,6 +74,14 @@ pub struct WorkerStats {
     pub video_paused_for_bandwidth: AtomicU64,
     /// Receive → handed to the kernel, per incoming media packet.
     pub forward_delay: DelayHistogram,
+    /// Round-trip times to subscribers, from their receiver reports.
+    pub rtt: Histogram<RttBuckets>,
+    /// Fraction of packets lost on the way to subscribers, from their receiver reports.
+    pub loss: Histogram<LossBuckets>,
+    /// Each subscriber's downlink estimate, sampled once a second.
+    pub estimate: Histogram<EstimateBuckets>,
+    /// From a subscribe connection's creation (the join) to its first media packet.
+    pub first_media: Histogram<FirstMediaBuckets>,
     drops: [AtomicU64; 7],
 }
 
@@ -156,7 +164,114 @@ impl DelayHistogram {
     }
 }
 
+/// The upper bounds of one kind of [`Histogram`].
+pub trait Buckets {
+    /// Upper bounds, ascending; at most [`MAX_BUCKETS`] - 1.
+    const BOUNDS: &'static [f64];
+}
+
+/// The most buckets (with +Inf) a [`Histogram`] holds.
+pub const MAX_BUCKETS: usize = 16;
+
+/// Round-trip time, seconds: LAN to a congested WAN link.
+#[derive(Debug, Default)]
+pub struct RttBuckets;
+impl Buckets for RttBuckets {
+    const BOUNDS: &'static [f64] = &[
+        0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2,
+    ];
+}
+
+/// Loss ratio (0–1) per receiver report.
+#[derive(Debug, Default)]
+pub struct LossBuckets;
+impl Buckets for LossBuckets {
+    const BOUNDS: &'static [f64] = &[0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
+}
+
+/// Downlink estimate, bytes per second (Prometheus's base unit): 50 kbit/s to 50 Mbit/s.
+#[derive(Debug, Default)]
+pub struct EstimateBuckets;
+impl Buckets for EstimateBuckets {
+    const BOUNDS: &'static [f64] = &[
+        6_250.0,
+        12_500.0,
+        31_250.0,
+        62_500.0,
+        125_000.0,
+        250_000.0,
+        500_000.0,
+        1_000_000.0,
+        2_000_000.0,
+        6_250_000.0,
+    ];
+}
+
+/// Join to first media, seconds.
+#[derive(Debug, Default)]
+pub struct FirstMediaBuckets;
+impl Buckets for FirstMediaBuckets {
+    const BOUNDS: &'static [f64] = &[0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0];
+}
+
+/// A fixed-bucket histogram of values (not on the forwarding path: a few
+/// observations per subscriber a second), read at scrape time.
+#[derive(Debug, Default)]
+pub struct Histogram<B: Buckets> {
+    buckets: [AtomicU64; MAX_BUCKETS],
+    /// The sum, as f64 bits.
+    sum: AtomicU64,
+    _bounds: std::marker::PhantomData<B>,
+}
+
+impl<B: Buckets> Histogram<B> {
+    /// The bucket bounds.
+    pub fn bounds(&self) -> &'static [f64] {
+        B::BOUNDS
+    }
+
+    /// Records one value; NaN is ignored.
+    pub fn observe(&self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        let i = B::BOUNDS
+            .iter()
+            .position(|&b| v <= b)
+            .unwrap_or(B::BOUNDS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        let _ = self.sum.fetch_update(Relaxed, Relaxed, |bits| {
+            Some((f64::from_bits(bits) + v).to_bits())
+        });
+    }
+
+    /// Reads the histogram (`sum_seconds` holds the sum, whatever the unit).
+    pub fn snapshot(&self) -> DelaySnapshot {
+        let n = B::BOUNDS.len();
+        let mut cumulative = Vec::with_capacity(n);
+        let mut acc = 0;
+        for b in &self.buckets[..n] {
+            acc += b.load(Relaxed);
+            cumulative.push(acc);
+        }
+        DelaySnapshot {
+            cumulative,
+            count: acc + self.buckets[n].load(Relaxed),
+            sum_seconds: f64::from_bits(self.sum.load(Relaxed)),
+        }
+    }
+}
+
 impl DelaySnapshot {
+    /// An empty snapshot with `n` buckets, to merge into.
+    pub fn empty(n: usize) -> Self {
+        DelaySnapshot {
+            cumulative: vec![0; n],
+            count: 0,
+            sum_seconds: 0.0,
+        }
+    }
+
     /// Adds another snapshot (of another worker) to this one.
     pub fn merge(&mut self, o: &DelaySnapshot) {
         for (a, b) in self.cumulative.iter_mut().zip(&o.cumulative) {
@@ -170,6 +285,28 @@ impl DelaySnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_histograms_bucket_and_sum() {
+        let h = Histogram::<LossBuckets>::default();
+        h.observe(0.0);
+        h.observe(0.03);
+        h.observe(0.9);
+        h.observe(f64::NAN);
+        let s = h.snapshot();
+        assert_eq!(s.cumulative, vec![1, 1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!(s.count, 3);
+        assert!((s.sum_seconds - 0.93).abs() < 1e-9);
+        for bounds in [
+            RttBuckets::BOUNDS,
+            LossBuckets::BOUNDS,
+            EstimateBuckets::BOUNDS,
+            FirstMediaBuckets::BOUNDS,
+        ] {
+            assert!(bounds.len() < MAX_BUCKETS);
+            assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
 
     #[test]
     fn buckets_are_cumulative_and_overflow_counts() {

@@ -1358,6 +1358,22 @@ impl WorkerCore {
                 self.event(WorkerEvent::Connected { participant, role })
             }
             PeerEvent::Failed => self.event(WorkerEvent::Failed { participant, role }),
+            PeerEvent::LinkStats {
+                rtt,
+                loss,
+                estimate_bps,
+            } => {
+                if let Some(rtt) = rtt {
+                    self.stats.rtt.observe(rtt.as_secs_f64());
+                }
+                if let Some(loss) = loss {
+                    self.stats.loss.observe(loss);
+                }
+                if let Some(bps) = estimate_bps {
+                    self.stats.estimate.observe(bps as f64 / 8.0);
+                }
+            }
+            PeerEvent::FirstMedia(after) => self.stats.first_media.observe(after.as_secs_f64()),
         }
     }
 

@@ -97,6 +97,11 @@ impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let r = Registry::new();
+        // CPU seconds, resident memory, open files: process_* by convention.
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("register");
         let notices_dropped = counter(
             &r,
             "kaigi_notices_dropped_total",
@@ -299,7 +304,44 @@ impl Metrics {
             delay.merge(&s.forward_delay.snapshot());
         }
         let mut families = self.registry.gather();
-        families.push(forward_delay_family(&delay));
+        families.push(histogram_family(
+            "kaigi_forward_delay_seconds",
+            "Time from receiving a media packet (or taking it from another worker) \
+             to handing its copies to the kernel",
+            &FORWARD_DELAY_BOUNDS,
+            &delay,
+        ));
+        // Link measurements of subscribers (and WHEP viewers), summed over workers.
+        macro_rules! link_histogram {
+            ($field:ident, $name:literal, $help:literal) => {{
+                let bounds = all[0].$field.bounds();
+                let mut sum = DelaySnapshot::empty(bounds.len());
+                for s in &all {
+                    sum.merge(&s.$field.snapshot());
+                }
+                families.push(histogram_family($name, $help, bounds, &sum));
+            }};
+        }
+        link_histogram!(
+            rtt,
+            "kaigi_rtt_seconds",
+            "Round-trip time to subscribers and viewers, from their RTCP receiver reports"
+        );
+        link_histogram!(
+            loss,
+            "kaigi_loss_ratio",
+            "Fraction of packets lost on the way to subscribers and viewers, per RTCP receiver report (0-1)"
+        );
+        link_histogram!(
+            estimate,
+            "kaigi_bandwidth_estimate_bytes_per_second",
+            "Each subscriber's and viewer's downlink bandwidth estimate, sampled once a second"
+        );
+        link_histogram!(
+            first_media,
+            "kaigi_first_media_seconds",
+            "From a subscriber's or viewer's connection being set up (its join or WHEP offer) to its first media packet"
+        );
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut buf = Vec::new();
         TextEncoder::new()
@@ -309,14 +351,14 @@ impl Metrics {
     }
 }
 
-/// The workers' forwarding-delay histogram, summed, as a Prometheus family:
-/// the buckets live in the workers' atomics, not in the registry.
-fn forward_delay_family(d: &DelaySnapshot) -> MetricFamily {
+/// A histogram kept in the workers' atomics (not in the registry), as a
+/// Prometheus family.
+fn histogram_family(name: &str, help: &str, bounds: &[f64], d: &DelaySnapshot) -> MetricFamily {
     let mut h = Histogram::new();
     h.set_sample_count(d.count);
     h.set_sample_sum(d.sum_seconds);
     h.set_bucket(
-        FORWARD_DELAY_BOUNDS
+        bounds
             .iter()
             .zip(&d.cumulative)
             .map(|(&le, &n)| {
@@ -330,12 +372,8 @@ fn forward_delay_family(d: &DelaySnapshot) -> MetricFamily {
     let mut m = Metric::new();
     m.set_histogram(h);
     let mut f = MetricFamily::new();
-    f.set_name("kaigi_forward_delay_seconds".into());
-    f.set_help(
-        "Time from receiving a media packet (or taking it from another worker) \
-         to handing its copies to the kernel"
-            .into(),
-    );
+    f.set_name(name.into());
+    f.set_help(help.into());
     f.set_field_type(MetricType::HISTOGRAM);
     f.set_metric(vec![m]);
     f

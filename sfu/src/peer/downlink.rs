@@ -241,6 +241,8 @@ pub struct Downlink {
     wanted_bps: u64,
     probe: Option<Probe>,
     next_probe_check: Option<Instant>,
+    /// The first media packet has gone out (reported once, for the metrics).
+    first_media: bool,
 }
 
 impl Downlink {
@@ -285,6 +287,7 @@ impl Downlink {
             wanted_bps: 0,
             probe: None,
             next_probe_check: None,
+            first_media: false,
         }
     }
 
@@ -953,8 +956,26 @@ impl Downlink {
                     .filter(|&units| units < 10 << 16)
                     .min()
                 {
-                    self.bwe
-                        .set_rtt(Duration::from_micros(u64::from(rtt) * 1_000_000 / 65_536));
+                    let rtt = Duration::from_micros(u64::from(rtt) * 1_000_000 / 65_536);
+                    self.bwe.set_rtt(rtt);
+                    self.events.push_back(PeerEvent::LinkStats {
+                        rtt: Some(rtt),
+                        loss: None,
+                        estimate_bps: None,
+                    });
+                }
+                if let Some(worst) = rr
+                    .reports
+                    .iter()
+                    .filter(|r| self.streams.iter().any(|s| s.ssrc == r.ssrc))
+                    .map(|r| r.fraction_lost)
+                    .max()
+                {
+                    self.events.push_back(PeerEvent::LinkStats {
+                        rtt: None,
+                        loss: Some(f64::from(worst) / 256.0),
+                        estimate_bps: None,
+                    });
                 }
                 // Loss from receiver reports only for clients without transport-wide feedback.
                 if self.twcc_id.is_none()
@@ -1072,6 +1093,11 @@ impl Downlink {
         )?;
         if sent {
             self.streams[idx].last_seq = Some(seq);
+            if !self.first_media {
+                self.first_media = true;
+                let after = now.saturating_duration_since(self.clock.0);
+                self.events.push_back(PeerEvent::FirstMedia(after));
+            }
         }
         Ok(sent)
     }
@@ -1284,6 +1310,13 @@ impl Downlink {
     }
 
     fn send_reports(&mut self, now: Instant) {
+        if self.heard {
+            self.events.push_back(PeerEvent::LinkStats {
+                rtt: None,
+                loss: None,
+                estimate_bps: Some(self.bwe.estimate_bps()),
+            });
+        }
         let ntp_time = self.ntp(now);
         let mut packets: Vec<Box<dyn rtc::rtcp::packet::Packet>> = Vec::new();
         for s in &self.streams {

@@ -135,6 +135,17 @@ pub enum PeerEvent {
     },
     /// ICE and DTLS are up.
     Connected,
+    /// A measurement of the link to the remote side, for the metrics.
+    LinkStats {
+        /// Round-trip time from a receiver report.
+        rtt: Option<Duration>,
+        /// Fraction lost (0–1) the remote side reported.
+        loss: Option<f64>,
+        /// The downlink estimate, bits per second.
+        estimate_bps: Option<u64>,
+    },
+    /// The first media packet went out, this long after the connection was made.
+    FirstMedia(Duration),
     /// The connection failed or closed.
     Failed,
 }
