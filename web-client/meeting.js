@@ -28,7 +28,7 @@ import { QualityMonitor, selectedLocalPort, receivedVideo } from './quality.js';
  * @property {StringKey} text
  * @property {StringKey | null} [extra]  a second sentence (why the socket closed)
  * @property {string} [details]  untranslated detail (server message, close code)
- * @property {'retry' | 'reconnect'} action
+ * @property {'retry' | 'reconnect' | 'signin'} action
  */
 
 const NAME_KEY = 'kaigi.name';
@@ -59,6 +59,10 @@ const ui = {
   joinForm: /** @type {HTMLFormElement} */ ($('join-form')),
   nameInput: /** @type {HTMLInputElement} */ ($('name-input')),
   nameError: $('name-error'),
+  signedInAs: $('signed-in-as'),
+  passwordRow: $('password-row'),
+  passwordInput: /** @type {HTMLInputElement} */ ($('password-input')),
+  passwordError: $('password-error'),
   joinBtn: /** @type {HTMLButtonElement} */ ($('join-btn')),
   joinStatus: $('join-status'),
   stage: $('stage'),
@@ -135,6 +139,12 @@ const app = {
   micMuted: false,
   camMuted: false,
   name: '',
+  /** The room's password, once the server asked for it. */
+  password: '',
+  /** Why the password field shows. @type {StringKey | null} */
+  passwordAsk: null,
+  /** The directory name of a signed-in member of staff (the server uses it). @type {string | null} */
+  staffName: null,
   /** @type {ErrorView | null} */
   error: null,
   /** Why the session ended, when the server ended it. @type {{reason: string, by: string} | null} */
@@ -218,7 +228,10 @@ ui.micBtn.addEventListener('click', () => toggleMute('audio'));
 ui.camBtn.addEventListener('click', () => toggleMute('video'));
 ui.leaveBtn.addEventListener('click', leave);
 ui.rejoinBtn.addEventListener('click', rejoin);
-ui.errorAction.addEventListener('click', () => { void retry(); });
+ui.errorAction.addEventListener('click', () => {
+  if (app.error?.action === 'signin') location.assign(`/?next=${encodeURIComponent(location.pathname)}`);
+  else void retry();
+});
 ui.copyLink.addEventListener('click', copyLink);
 ui.peopleBtn.addEventListener('click', () => setPeopleOpen(ui.peopleBtn.getAttribute('aria-expanded') !== 'true'));
 ui.peopleClose.addEventListener('click', () => { setPeopleOpen(false); ui.peopleBtn.focus(); });
@@ -284,6 +297,7 @@ window.addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(
 if (isValidRoomName(room)) {
   setState('prejoin');
   startPreview();
+  void loadStaff();
 } else {
   showError({ heading: 'error.heading', text: 'error.code.invalid_room', action: 'retry' });
 }
@@ -361,8 +375,18 @@ async function join() {
     ui.nameInput.focus();
     return;
   }
+  if (app.passwordAsk) {
+    const password = ui.passwordInput.value;
+    if (!password) {
+      ui.passwordInput.focus();
+      return;
+    }
+    app.password = password;
+  }
   app.name = name;
-  try { localStorage.setItem(NAME_KEY, name); } catch { /* ignore */ }
+  if (!app.staffName) {
+    try { localStorage.setItem(NAME_KEY, name); } catch { /* ignore */ }
+  }
   setState('joining');
   await app.mediaReady;
   stopMeter();
@@ -376,7 +400,7 @@ function connect(resume) {
   app.session?.close(resume ? 4001 : 1000);
   app.error = null;
   if (!resume) grid.clear();
-  const session = new KaigiSession({ url: signalingUrl(location), room, name: app.name, token, stream: app.stream, resume });
+  const session = new KaigiSession({ url: signalingUrl(location), room, name: app.name, token, password: app.password || undefined, stream: app.stream, resume });
   app.session = session;
   session.setMuted('audio', app.micMuted);
   session.setMuted('video', app.camMuted);
@@ -482,7 +506,12 @@ function connect(resume) {
   on('media', ({ id }) => (id.endsWith('-screen') ? renderPresentation() : renderTile(id)));
   on('servererror', ({ code, message, fatal }) => {
     const text = errorKey(code);
-    if (fatal) {
+    if (fatal && (code === 'password_required' || code === 'wrong_password' || (code === 'rate_limited' && app.passwordAsk))) {
+      askPassword(code === 'password_required' ? 'prejoin.passwordNeeded'
+        : code === 'wrong_password' ? 'prejoin.passwordWrong' : 'prejoin.passwordTooMany');
+    } else if (fatal && code === 'sign_in_required') {
+      showError({ heading: 'error.heading', text, action: 'signin' });
+    } else if (fatal) {
       showError({ heading: 'error.heading', text, details: message || code, action: 'retry' });
     } else {
       notices.show(text, {}, { error: true, details: message });
@@ -545,6 +574,23 @@ function startReconnect() {
   }
   session?.close(4001);
   r.timer = setTimeout(() => { if (app.reconnect === r) connect(r.token); }, RECONNECT_EVERY_MS);
+}
+
+/**
+ * Back to the join form, with the password field: the room has a password.
+ * The camera and microphone stay on.
+ * @param {StringKey} why
+ */
+function askPassword(why) {
+  app.session?.close();
+  app.session = null;
+  app.password = '';
+  app.passwordAsk = why;
+  setState('prejoin');
+  renderPrejoin();
+  startMeter();
+  ui.passwordInput.value = '';
+  ui.passwordInput.focus();
 }
 
 /** @param {ErrorView} view */
@@ -672,6 +718,24 @@ function renderPrejoin() {
   }
   if (state() === 'joining') ui.joinStatus.textContent = t('prejoin.joining');
   if (!ui.nameError.hidden) ui.nameError.textContent = t('prejoin.nameRequired');
+  ui.passwordRow.hidden = !app.passwordAsk;
+  ui.passwordError.textContent = app.passwordAsk ? t(app.passwordAsk) : '';
+  ui.signedInAs.hidden = !app.staffName;
+  if (app.staffName) ui.signedInAs.textContent = t('prejoin.signedInAs', { name: app.staffName });
+}
+
+/** A signed-in member of staff joins under their directory name: show it. */
+async function loadStaff() {
+  try {
+    const res = await fetch('/api/me', { cache: 'no-store' });
+    if (!res.ok) return;
+    const me = await res.json();
+    if (typeof me.name !== 'string') return;
+    app.staffName = me.name;
+    ui.nameInput.value = me.name;
+    ui.nameInput.readOnly = true;
+    renderPrejoin();
+  } catch { /* no directory, or offline: the typed name is used */ }
 }
 
 function renderControls() {
@@ -816,7 +880,7 @@ function renderError() {
   ui.errorText.textContent = t(view.text) + (view.extra ? t('sentence.sep') + t(view.extra) : '');
   ui.errorDetails.hidden = !view.details;
   ui.errorDetails.textContent = view.details ? t('error.details', { details: view.details }) : '';
-  ui.errorAction.textContent = t(view.action === 'reconnect' ? 'error.reconnect' : 'error.retry');
+  ui.errorAction.textContent = t(view.action === 'reconnect' ? 'error.reconnect' : view.action === 'signin' ? 'error.signIn' : 'error.retry');
   ui.errorAction.hidden = view.text === 'error.code.invalid_room';
 }
 

@@ -204,6 +204,7 @@ export class KaigiSession extends EventTarget {
    * @param {string} opts.room
    * @param {string} opts.name  display name
    * @param {string} [opts.token]  join token, when the server requires one
+   * @param {string} [opts.password]  the room's password, for a room that has one
    * @param {MediaStream | null} [opts.stream]  local microphone/camera to publish
    * @param {string} [opts.resume]  the resume token of a session whose connection dropped
    */
@@ -231,6 +232,7 @@ export class KaigiSession extends EventTarget {
       /** @type {Record<string, unknown>} */
       const join = { type: 'join', v: PROTOCOL_VERSION, room: this.#opts.room, name: this.#opts.name };
       if (this.#opts.token) join.token = this.#opts.token;
+      if (this.#opts.password) join.password = this.#opts.password;
       if (this.#opts.resume) join.resume = this.#opts.resume;
       this.#send(join);
       this.#pingTimer = setInterval(() => this.#send({ type: 'ping' }), PING_INTERVAL_MS);

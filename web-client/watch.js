@@ -50,6 +50,8 @@ const ui = {
   muteBtn: /** @type {HTMLButtonElement} */ ($('mute-btn')),
   volume: /** @type {HTMLInputElement} */ ($('volume')),
   fullscreenBtn: /** @type {HTMLButtonElement} */ ($('fullscreen-btn')),
+  passwordRow: $('password-row'),
+  passwordInput: /** @type {HTMLInputElement} */ ($('password-input')),
 };
 
 const app = {
@@ -71,6 +73,8 @@ const app = {
   /** Media progress (frames decoded + audio samples) at the last check, and when it last grew. */
   progress: 0,
   progressAt: 0,
+  /** The room has a password (the status says so): it goes as the bearer. */
+  needsPassword: false,
 };
 
 /** A token from `?token=` or `#token=`, if the link carries one. */
@@ -82,7 +86,8 @@ function tokenFromUrl() {
 
 /** @returns {Record<string, string>} */
 function authHeaders() {
-  return token ? { Authorization: `Bearer ${token}` } : {};
+  const bearer = token ?? (app.needsPassword ? ui.passwordInput.value : '');
+  return bearer ? { Authorization: `Bearer ${bearer}` } : {};
 }
 
 /**
@@ -128,6 +133,8 @@ async function fetchStatus() {
   if (res.status === 401) return 'unauthorized';
   if (!res.ok) throw new Error(`status ${res.status}`);
   const body = await res.json();
+  app.needsPassword = !token && body?.access === 'password';
+  ui.passwordRow.hidden = !app.needsPassword || app.state === 'playing';
   return body && body.live ? 'live' : 'off';
 }
 
@@ -148,7 +155,10 @@ async function tick() {
   }
   switch (app.state) {
     case 'idle':
-      setState('idle', status === 'live' ? 'watch.ready' : 'watch.notStarted');
+      // A wrong-password message stays until the next try.
+      if (app.statusKey !== 'watch.passwordWrong' && app.statusKey !== 'watch.tooMany') {
+        setState('idle', app.needsPassword ? 'watch.passwordNeeded' : status === 'live' ? 'watch.ready' : 'watch.notStarted');
+      }
       return schedule(POLL_WAITING_MS);
     case 'waiting':
     case 'ended':
@@ -255,6 +265,16 @@ async function connect() {
       setState('waiting', 'watch.notStarted');
       return schedule(POLL_WAITING_MS);
     }
+    if (app.needsPassword && (res.status === 401 || res.status === 429)) {
+      // Wrong (or too many) passwords: ask again; nothing is final.
+      teardown();
+      app.wanted = false;
+      ui.passwordInput.value = '';
+      ui.passwordRow.hidden = false;
+      setState('idle', res.status === 429 ? 'watch.tooMany' : 'watch.passwordWrong');
+      ui.passwordInput.focus();
+      return schedule(POLL_WAITING_MS);
+    }
     if (res.status === 401 || res.status === 403) {
       teardown();
       app.wanted = false;
@@ -342,6 +362,11 @@ function teardown() {
 }
 
 function start() {
+  if (app.needsPassword && !ui.passwordInput.value) {
+    setState(app.state, 'watch.passwordNeeded');
+    ui.passwordInput.focus();
+    return;
+  }
   app.wanted = true;
   ui.video.muted = false;
   // Within the click: the browser then lets this page play sound later.
@@ -382,6 +407,9 @@ ui.video.addEventListener('playing', () => {
 ui.video2.addEventListener('resize', updateSecond);
 setInterval(updateSecond, 500);
 ui.watchBtn.addEventListener('click', start);
+ui.passwordInput.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && !ev.isComposing) { ev.preventDefault(); start(); }
+});
 ui.muteBtn.addEventListener('click', () => {
   ui.video.muted = !ui.video.muted;
   if (!ui.video.muted && ui.video.volume === 0) {
