@@ -6,6 +6,7 @@
 //! cookies and a directory that is down are refused, each in its own way.
 //!
 //! `scripts/test.sh` installs slapd; without it this test fails and says so.
+//! The directory's people and groups: tests/ldap/directory.ldif.
 
 mod common;
 
@@ -17,9 +18,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
-const SLAPD: &str = "/usr/sbin/slapd";
 const BASE: &str = "dc=pref,dc=example";
 
+/// The test directory (tests/ldap/directory.ldif) served by tests/ldap/slapd.sh.
 struct Slapd {
     child: Child,
     port: u16,
@@ -34,90 +35,25 @@ impl Drop for Slapd {
     }
 }
 
-fn b64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-/// A directory with three people: Yamada (moderators), Sato (publishers)
-/// and Suzuki (neither); passwords in clear, as a test directory may.
-fn ldif() -> String {
-    let person = |uid: &str, cn: &str, display: &str, pw: &str| {
-        format!(
-            "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {cn}\n\
-             displayName:: {}\nuserPassword: {pw}\n\n",
-            b64(display)
-        )
-    };
-    let group = |cn: &str, member: &str| {
-        format!(
-            "dn: cn={cn},ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: {cn}\n\
-             member: uid={member},ou=people,{BASE}\n\n"
-        )
-    };
-    [
-        format!("dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\ndc: pref\no: Test Prefecture\n\n"),
-        format!("dn: ou=people,{BASE}\nobjectClass: organizationalUnit\nou: people\n\n"),
-        format!("dn: ou=groups,{BASE}\nobjectClass: organizationalUnit\nou: groups\n\n"),
-        person("t.yamada", "Yamada", "山田 太郎", "yamada-pass-1"),
-        person("h.sato", "Sato", "佐藤 花子", "sato-pass-2"),
-        person("k.suzuki", "Suzuki", "鈴木 一郎", "suzuki-pass-3"),
-        group("kaigi-moderators", "t.yamada"),
-        group("kaigi-publishers", "h.sato"),
-    ]
-    .concat()
-}
-
 fn start_slapd() -> Slapd {
-    assert!(
-        Path::new(SLAPD).exists(),
-        "{SLAPD} is missing: apt-get install slapd (scripts/test.sh does)"
-    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ldap/slapd.sh");
     let dir = temp_dir("slapd");
-    std::fs::create_dir_all(dir.join("db")).unwrap();
-    let conf = dir.join("slapd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "include /etc/ldap/schema/core.schema\n\
-             include /etc/ldap/schema/cosine.schema\n\
-             include /etc/ldap/schema/inetorgperson.schema\n\
-             modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
-             pidfile {dir}/slapd.pid\n\
-             database mdb\nmaxsize 10485760\nsuffix \"{BASE}\"\n\
-             rootdn \"cn=admin,{BASE}\"\nrootpw admin-pass-0\n\
-             directory {dir}/db\n\
-             access to attrs=userPassword by anonymous auth by self read by * none\n\
-             access to * by * read\n",
-            dir = dir.display()
-        ),
-    )
-    .unwrap();
-    let data = dir.join("data.ldif");
-    std::fs::write(&data, ldif()).unwrap();
-    let out = Command::new("/usr/sbin/slapadd")
-        .arg("-f")
-        .arg(&conf)
-        .arg("-l")
-        .arg(&data)
-        .output()
-        .expect("slapadd");
-    assert!(
-        out.status.success(),
-        "slapadd: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let port = free_port();
-    let child = Command::new(SLAPD)
-        .arg("-f")
-        .arg(&conf)
-        .args(["-h", &format!("ldap://127.0.0.1:{port}/"), "-d", "0"])
+    let mut child = Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .arg(port.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("slapd starts");
+        .expect("bash runs tests/ldap/slapd.sh");
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            panic!("tests/ldap/slapd.sh exited ({status}): {err}");
+        }
         assert!(Instant::now() < deadline, "slapd did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -1294,6 +1294,113 @@ test('the admin page: key, rooms, a participant, end the room', { timeout: ms(12
   }
 });
 
+test('room doors: a password room asks for its password (meeting and viewer page); staff sign in on the landing page and meet under their directory names', { timeout: ms(240_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+  assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
+  // run.sh: e2e-pw-* rooms have the password "e2e-room-password"; e2e-staff-* rooms are for
+  // staff signed in with the test directory (tests/ldap/directory.ldif).
+  const pwRoom = roomName('pw');
+  const staffRoom = roomName('staff');
+  const guest = new Participant('guest', { locale: 'ja-JP', lang: 'ja-JP' });
+  const watcher = new Participant('pw-viewer');
+  const yamada = new Participant('yamada', { locale: 'ja-JP', lang: 'ja-JP' });
+  const suzuki = new Participant('suzuki');
+  const ps = [guest, watcher, yamada, suzuki];
+  const r = (results.tests.doors = { ok: false, pwRoom, staffRoom });
+  let phase = 'launch';
+  const visibleText = (page, id) => page.evaluate((i) => {
+    const e = document.getElementById(i);
+    return e && !e.closest('[hidden]') ? e.textContent : '';
+  }, id);
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+
+    phase = 'password';
+    await guest.open(pwRoom);
+    await guest.fillName('来客');
+    await guest.joinButton().click();
+    const password = guest.page.getByLabel('パスワード');
+    await password.waitFor({ state: 'visible', timeout: ms(30_000) });
+    assert.equal(await guest.state(), 'prejoin');
+    await password.fill('not-the-password');
+    await guest.joinButton().click();
+    await until('a wrong password is said so', async () => {
+      const text = await visibleText(guest.page, 'password-error');
+      return { ok: text.includes('パスワードが違います'), text };
+    });
+    await password.fill('e2e-room-password');
+    await guest.joinButton().click();
+    await guest.waitState('joined');
+
+    phase = 'viewer password';
+    await watcher.page.goto(`${BASE}/watch/${pwRoom}`, { waitUntil: 'load', timeout: ms(30_000) });
+    const wpw = watcher.page.getByLabel('Password');
+    await wpw.waitFor({ state: 'visible', timeout: ms(30_000) });
+    await wpw.fill('e2e-room-password');
+    await watcher.page.getByRole('button', { name: 'Watch' }).click();
+    await until('the viewer page plays the password room', async () => {
+      const w = await watcher.page.evaluate(watchProbe);
+      return { ok: w.frames > 5, w };
+    }, { timeout: ms(60_000) });
+
+    phase = 'sign-in required';
+    await suzuki.open(staffRoom);
+    await suzuki.fillName('Someone');
+    await suzuki.joinButton().click();
+    await suzuki.waitState('error');
+    const signIn = suzuki.page.getByRole('button', { name: 'Sign in' });
+    await signIn.click();
+    await suzuki.page.waitForURL(/\/\?next=/, { timeout: ms(30_000) });
+    phase = 'sign in';
+    await suzuki.page.getByLabel('Staff ID', { exact: true }).fill('k.suzuki');
+    await suzuki.page.getByLabel('Password', { exact: true }).fill('wrong-password');
+    await suzuki.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await until('a wrong sign-in is said so', async () => {
+      const text = await visibleText(suzuki.page, 'signin-error');
+      return { ok: text.includes('Wrong staff ID or password'), text };
+    });
+    await suzuki.page.getByLabel('Password', { exact: true }).fill('suzuki-pass-3');
+    await suzuki.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    // ?next= brings him back to the meeting, his directory name filled in.
+    await suzuki.page.waitForURL(new RegExp(`/r/${staffRoom}$`), { timeout: ms(30_000) });
+    await until('the name comes from the directory', async () => {
+      const name = await suzuki.page.evaluate(() => {
+        const i = document.getElementById('name-input');
+        return { value: i.value, readOnly: i.readOnly };
+      });
+      return { ok: name.value === '鈴木 一郎' && name.readOnly, name };
+    });
+    await suzuki.joinButton().click();
+    await suzuki.waitState('joined');
+
+    phase = 'moderator from the directory';
+    await yamada.page.goto(`${BASE}/`, { waitUntil: 'load', timeout: ms(30_000) });
+    await yamada.page.getByLabel('職員ID', { exact: true }).fill('t.yamada');
+    await yamada.page.getByLabel('パスワード', { exact: true }).fill('yamada-pass-1');
+    await yamada.page.getByRole('button', { name: 'サインイン', exact: true }).click();
+    await until('the landing page says who is signed in', async () => {
+      const text = await visibleText(yamada.page, 'signin-as');
+      return { ok: text.includes('山田 太郎') && text.includes('司会者'), text };
+    });
+    await yamada.open(staffRoom);
+    await yamada.joinButton().click();
+    await yamada.waitState('joined');
+    await until('each sees the other under the directory name', async () => {
+      const [a, b] = await Promise.all([
+        suzuki.page.evaluate(() => document.getElementById('people-list')?.textContent || ''),
+        yamada.page.evaluate(() => document.getElementById('people-list')?.textContent || ''),
+      ]);
+      return { ok: a.includes('山田 太郎') && b.includes('鈴木 一郎'), a, b };
+    });
+    r.ok = true;
+    log(`doors: password room joined after a wrong try, its broadcast watched with the password, directory sign-in (wrong, then right), names from the directory`);
+  } catch (err) {
+    await dumpAll(`doors-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    for (const p of ps) await p.close();
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 
 /** What the viewer page shows and receives (runs in the page). */

@@ -60,6 +60,7 @@ OUT=${KAIGI_E2E_OUT:-$ART/results.json}
 [ -x "$KAIGI_BIN" ] || die "no server binary at $KAIGI_BIN (cargo build --release -p kaigi, or set KAIGI_BIN)"
 command -v node >/dev/null || die "node is not installed"
 [ -x /usr/bin/chromium ] || [ -n "${KAIGI_CHROMIUM:-}" ] || die "/usr/bin/chromium is missing (apt-get install chromium)"
+[ -x /usr/sbin/slapd ] || die "/usr/sbin/slapd is missing (apt-get install slapd): the sign-in test needs a directory"
 [ -f "$HERE/node_modules/playwright-core/package.json" ] || die "playwright-core missing: run 'npm ci' in tests/e2e"
 
 # --- tcp mode: drop every UDP datagram to or from kaigi's ports -----------------------------------
@@ -132,8 +133,10 @@ fi
 # --- kaigi -------------------------------------------------------------------------------------
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/kaigi-e2e-data.XXXXXX")
 KPID=""
+SLAPD_PID=""
 # shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
+  if [ -n "$SLAPD_PID" ]; then kill "$SLAPD_PID" 2>/dev/null || true; wait "$SLAPD_PID" 2>/dev/null || true; fi
   if [ -n "$KPID" ] && kill -0 "$KPID" 2>/dev/null; then
     kill -TERM "$KPID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$KPID" 2>/dev/null || break; sleep 0.1; done
@@ -144,12 +147,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The sign-in test's staff directory (tests/ldap: Debian's slapd on loopback), and room rules:
+# e2e-pw-* rooms have a password, e2e-staff-* rooms are for signed-in staff.
+LDAP_PORT=${KAIGI_E2E_LDAP_PORT:-13389}
+bash "$HERE/../ldap/slapd.sh" "$DATA/ldap" "$LDAP_PORT" >"$ART/slapd.log" 2>&1 &
+SLAPD_PID=$!
+cat >"$DATA/kaigi.toml" <<CONF
+[directory]
+url = "ldap://127.0.0.1:$LDAP_PORT"
+base_dn = "ou=people,dc=pref,dc=example"
+user_filter = "(&(objectClass=inetOrgPerson)(uid={user}))"
+moderator_group = "cn=kaigi-moderators,ou=groups,dc=pref,dc=example"
+publisher_group = "cn=kaigi-publishers,ou=groups,dc=pref,dc=example"
+[rooms."e2e-pw-*"]
+access = "password"
+password = "e2e-room-password"
+[rooms."e2e-staff-*"]
+access = "directory"
+CONF
+
 EXTRA=()
 if [ -n "${KAIGI_EXTRA_ARGS:-}" ]; then read -r -a EXTRA <<<"$KAIGI_EXTRA_ARGS"; fi
 say "starting $KAIGI_BIN (https 127.0.0.1:$HTTP_PORT, media 127.0.0.1:$MEDIA_PORT udp+tcp)${EXTRA[*]:+ with ${EXTRA[*]}}"
 # The admin page test signs in with this key.
 ADMIN_KEY="e2e-admin-key-$RANDOM$RANDOM$RANDOM"
-KAIGI_ADMIN__API_KEY="$ADMIN_KEY" RUST_LOG=${RUST_LOG:-info} "$KAIGI_BIN" --bind 127.0.0.1 --public-ip 127.0.0.1 \
+KAIGI_ADMIN__API_KEY="$ADMIN_KEY" RUST_LOG=${RUST_LOG:-info} "$KAIGI_BIN" --config "$DATA/kaigi.toml" --bind 127.0.0.1 --public-ip 127.0.0.1 \
   --http-port "$HTTP_PORT" --media-port "$MEDIA_PORT" --data-dir "$DATA" "${EXTRA[@]}" \
   >"$ART/kaigi.log" 2>&1 &
 KPID=$!
