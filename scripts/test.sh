@@ -77,7 +77,7 @@ step() {
 APT_PACKAGES=(chromium chromium-driver libopus-dev pkg-config iptables iproute2 python3-venv ffmpeg
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
   python3-gi gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1
-  prometheus slapd openssl)
+  prometheus slapd openssl python3-yaml)
 
 install_apt() {
   local missing=() p
@@ -188,6 +188,8 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy "${Q[@]}" --workspace --all-targets -- -D warnings
 step "cargo test" cargo test "${Q[@]}" --workspace
 step "cargo build --release (server and load generator)" cargo build "${Q[@]}" --release -p kaigi -p kaigi-bench
+step "deploy files: compose, Prometheus, Grafana dashboard against a live server's metrics" \
+  bash -c 'tests/deploy/metrics-dump.sh "$1" && tests/deploy/check.sh "$1"' _ "$LOG_DIR/deploy-metrics.txt"
 step "e2e: 3 browsers over UDP" bash tests/e2e/run.sh udp
 step "e2e: 3 browsers over ICE-TCP (UDP blocked)" bash tests/e2e/run.sh tcp
 

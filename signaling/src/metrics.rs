@@ -107,7 +107,7 @@ impl Metrics {
             "kaigi_notices_dropped_total",
             "Signaling notices dropped because a client's queue was full",
         );
-        Metrics {
+        let m = Metrics {
             rooms: gauge(&r, "kaigi_rooms", "Rooms with at least one participant"),
             participants: gauge(&r, "kaigi_participants", "Participants in rooms"),
             viewers: gauge(&r, "kaigi_viewers", "WHEP viewers watching broadcasts"),
@@ -231,6 +231,36 @@ impl Metrics {
                 h
             },
             registry: r,
+        };
+        m.touch_known_labels();
+        m
+    }
+
+    /// Creates the common label values at zero, so that a fresh server's
+    /// families are there for dashboards and `rate()` from the start.
+    fn touch_known_labels(&self) {
+        let vecs: [(&IntCounterVec, &[&str]); 7] = [
+            (
+                &self.joins,
+                &["ok", "unauthorized", "room_full", "server_busy", "wrong_password"],
+            ),
+            (&self.ws_rejected, &["malformed", "rate_limited", "binary"]),
+            (&self.whip_requests, &["ok", "unauthorized"]),
+            (&self.whep_requests, &["ok", "unauthorized", "not_live"]),
+            (
+                &self.rate_limited,
+                &["ws", "whip", "whep", "login", "password"],
+            ),
+            (&self.logins, &["ok", "refused", "unavailable"]),
+            (&self.too_many_tracks, &["ws", "whip"]),
+        ];
+        for (v, labels) in vecs {
+            for l in labels {
+                v.with_label_values(&[l]);
+            }
+        }
+        for kind in ["join", "whip", "whep"] {
+            self.answer_seconds.with_label_values(&[kind]);
         }
     }
 
