@@ -92,10 +92,7 @@ pub async fn room(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = admin(&state, &headers) {
-        return e.into_response();
-    }
-    if let Err(e) = valid_room(&room) {
+    if let Err(e) = admin(&state, &headers).and_then(|()| valid_room(&room)) {
         return e.into_response();
     }
     let (participants, viewers, live) = state.sfu.control(|e| {
@@ -129,10 +126,7 @@ pub async fn end_room(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = admin(&state, &headers) {
-        return e.into_response();
-    }
-    if let Err(e) = valid_room(&room) {
+    if let Err(e) = admin(&state, &headers).and_then(|()| valid_room(&room)) {
         return e.into_response();
     }
     let exists = state
@@ -170,10 +164,7 @@ pub async fn kick(
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = admin(&state, &headers) {
-        return e.into_response();
-    }
-    if let Err(e) = valid_room(&room) {
+    if let Err(e) = admin(&state, &headers).and_then(|()| valid_room(&room)) {
         return e.into_response();
     }
     let target = protocol::parse_id('p', &id)

@@ -124,6 +124,8 @@ pub struct LimitsConfig {
     /// Wrong room passwords and failed sign-ins one address may make a
     /// minute (half of it at once) before it must wait; 0: no limit.
     pub failed_logins_per_ip_per_minute: u32,
+    /// Chat messages one participant may send a minute (a twelfth of it at once).
+    pub chat_messages_per_minute: u32,
     /// Media sections (camera, microphone, screen…) one participant or
     /// encoder may publish; a simulcast camera counts once.
     pub max_tracks_per_participant: usize,
@@ -141,6 +143,7 @@ impl Default for LimitsConfig {
             ws_connects_per_ip_per_minute: 600,
             offers_per_ip_per_minute: 1200,
             failed_logins_per_ip_per_minute: 20,
+            chat_messages_per_minute: 60,
             max_tracks_per_participant: 8,
         }
     }
@@ -409,6 +412,9 @@ impl Config {
         }
         if self.admin.api_key.as_ref().is_some_and(|k| k.len() < 16) {
             return bad("admin.api_key must be at least 16 characters");
+        }
+        if self.limits.chat_messages_per_minute == 0 {
+            return bad("limits.chat_messages_per_minute must be positive");
         }
         if self.limits.max_tracks_per_participant == 0 {
             return bad("limits.max_tracks_per_participant must be positive");

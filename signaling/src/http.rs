@@ -138,7 +138,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ws", get(crate::ws::handler))
         .route(
             "/whip/{room}",
-            post(crate::whip::post)
+            post(crate::sdp_http::post::<crate::whip::Whip>)
                 .options(crate::sdp_http::options)
                 .layer(axum::extract::DefaultBodyLimit::max(
                     crate::sdp_http::MAX_OFFER_BYTES,
@@ -146,11 +146,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/whip/{room}/{resource}",
-            delete(crate::whip::delete).patch(crate::whip::patch),
+            delete(crate::sdp_http::on_delete::<crate::whip::Whip>)
+                .patch(crate::sdp_http::on_patch::<crate::whip::Whip>),
         )
         .route(
             "/whep/{room}",
-            post(crate::whep::post)
+            post(crate::sdp_http::post::<crate::whep::Whep>)
                 .options(crate::sdp_http::options)
                 .layer(axum::extract::DefaultBodyLimit::max(
                     crate::sdp_http::MAX_OFFER_BYTES,
@@ -158,7 +159,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/whep/{room}/{resource}",
-            delete(crate::whep::delete).patch(crate::whep::patch),
+            delete(crate::sdp_http::on_delete::<crate::whep::Whep>)
+                .patch(crate::sdp_http::on_patch::<crate::whep::Whep>),
         )
         .route(
             "/api/rooms/{room}/recording",

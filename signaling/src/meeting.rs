@@ -14,10 +14,6 @@ use crate::protocol::{ChatEntry, RoomState, Waiting};
 /// Chat messages kept per room for late joiners.
 pub const CHAT_HISTORY: usize = 100;
 
-/// Chat messages a participant may send at once, and refilled per second.
-const CHAT_BURST: f64 = 5.0;
-const CHAT_PER_SECOND: f64 = 1.0;
-
 /// Someone waiting to be admitted.
 pub struct Waiter {
     /// Waiting-room id.
@@ -142,12 +138,14 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// The chat limit: 5 at once, then one per second.
-    pub fn chat(now: Instant) -> Self {
+    /// The chat limit: `per_minute` messages a minute, a twelfth of that
+    /// (at least one) at once: 60 gives 5 at once, then one a second.
+    pub fn chat(now: Instant, per_minute: u32) -> Self {
+        let burst = (f64::from(per_minute) / 12.0).max(1.0).floor();
         RateLimit {
-            tokens: CHAT_BURST,
-            burst: CHAT_BURST,
-            per_second: CHAT_PER_SECOND,
+            tokens: burst,
+            burst,
+            per_second: f64::from(per_minute) / 60.0,
             last: now,
         }
     }
@@ -189,7 +187,7 @@ mod tests {
     #[test]
     fn chat_rate_is_a_burst_then_one_per_second() {
         let t0 = Instant::now();
-        let mut l = RateLimit::chat(t0);
+        let mut l = RateLimit::chat(t0, 60);
         assert!((0..5).all(|_| l.allow(t0)));
         assert!(!l.allow(t0), "the sixth at once is refused");
         assert!(l.retry_after() > Duration::from_millis(900));

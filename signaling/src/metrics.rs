@@ -242,7 +242,13 @@ impl Metrics {
         let vecs: [(&IntCounterVec, &[&str]); 7] = [
             (
                 &self.joins,
-                &["ok", "unauthorized", "room_full", "server_busy", "wrong_password"],
+                &[
+                    "ok",
+                    "unauthorized",
+                    "room_full",
+                    "server_busy",
+                    "wrong_password",
+                ],
             ),
             (&self.ws_rejected, &["malformed", "rate_limited", "binary"]),
             (&self.whip_requests, &["ok", "unauthorized"]),

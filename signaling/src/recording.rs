@@ -48,6 +48,22 @@ pub struct Recordings {
     next_id: AtomicU64,
 }
 
+impl Recordings {
+    /// The recordings in progress, by room (a poisoned lock is still read:
+    /// the map stays consistent).
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn not_recording() -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_recording",
+        "this room is not being recorded",
+    )
+}
+
 struct Active {
     id: u64,
     name: String,
@@ -208,9 +224,7 @@ fn valid_room(room: &str) -> Result<(), ApiError> {
 pub fn is_recording(state: &AppState, room: &str) -> bool {
     state
         .recordings
-        .active
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .active()
         .get(room)
         .is_some_and(|a| !a.done())
 }
@@ -233,7 +247,7 @@ pub async fn start(
 /// Starts recording what `room` broadcasts.
 pub fn start_recording(state: &AppState, room: &str) -> Result<RecordingInfo, ApiError> {
     let recordings = &state.recordings;
-    let mut active = recordings.active.lock().unwrap_or_else(|e| e.into_inner());
+    let mut active = recordings.active();
     if active.get(room).is_some_and(|a| !a.done()) {
         return Err(error(
             StatusCode::CONFLICT,
@@ -310,19 +324,9 @@ pub async fn stop(
     if let Err(e) = valid_room(&room).and_then(|()| may_record(&state, &room, &headers)) {
         return e.into_response();
     }
-    let a = state
-        .recordings
-        .active
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&room);
+    let a = state.recordings.active().remove(&room);
     let Some(mut a) = a else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_recording",
-            "this room is not being recorded",
-        )
-        .into_response();
+        return not_recording().into_response();
     };
     state.sfu.control(|e| e.stop_recording(a.id));
     // The worker lets go of its end; the writer then completes the file.
@@ -349,19 +353,10 @@ pub async fn status(
     if let Err(e) = valid_room(&room).and_then(|()| may_record(&state, &room, &headers)) {
         return e.into_response();
     }
-    let active = state
-        .recordings
-        .active
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let active = state.recordings.active();
     match active.get(&room).filter(|a| !a.done()) {
         Some(a) => Json(a.info(&room, &state)).into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not_recording",
-            "this room is not being recorded",
-        )
-        .into_response(),
+        None => not_recording().into_response(),
     }
 }
 
@@ -371,11 +366,7 @@ pub async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         return e.into_response();
     }
     let running: HashMap<String, RecordingInfo> = {
-        let mut active = state
-            .recordings
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut active = state.recordings.active();
         // Recordings whose broadcast ended are complete: forget them here.
         active.retain(|_, a| !a.done());
         active
@@ -655,9 +646,7 @@ pub async fn auto(state: Arc<AppState>) {
             let since = *seen.entry(room.clone()).or_insert(now);
             let recording = state
                 .recordings
-                .active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .active()
                 .get(&room)
                 .is_some_and(|a| !a.done());
             if recording || (!whole && now.saturating_duration_since(since) < AUTO_SETTLE) {
@@ -676,13 +665,7 @@ pub async fn auto(state: Arc<AppState>) {
 
 /// Stops every recording and waits for the files to be complete (shutdown).
 pub fn stop_all(state: &AppState) {
-    let all: Vec<(String, Active)> = state
-        .recordings
-        .active
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain()
-        .collect();
+    let all: Vec<(String, Active)> = state.recordings.active().drain().collect();
     for (room, mut a) in all {
         state.sfu.control(|e| e.stop_recording(a.id));
         if let Some(r) = a.recording.take() {

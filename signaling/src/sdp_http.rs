@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::IntCounterVec;
@@ -32,7 +34,55 @@ pub fn too_many(wait: Duration) -> Response {
 /// Runs a WHIP or WHEP request from `peer`: refuses it past the
 /// per-address rate, counts its result in `counter` and times the answers
 /// it gives (`kaigi_answer_seconds{kind}`).
-pub async fn answered(
+/// What differs between WHIP and WHEP; the HTTP handlers are shared.
+pub trait Endpoint: Send + Sync + 'static {
+    /// `whip` or `whep`: a metric label.
+    const KIND: &'static str;
+    /// Its sessions.
+    fn sessions(state: &AppState) -> &Sessions;
+    /// Its requests counter, by result.
+    fn counter(state: &AppState) -> &IntCounterVec;
+    /// Handles one offer: the 201 with the answer, or why not.
+    fn offer<'a>(
+        state: &'a Arc<AppState>,
+        room: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        ip: std::net::IpAddr,
+    ) -> impl std::future::Future<Output = Result<Response, Refusal>> + Send + 'a;
+}
+
+/// `POST /{whip,whep}/{room}`: the offer in, kaigi's answer out.
+pub async fn post<E: Endpoint>(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = E::offer(&state, &room, &headers, &body, peer.ip());
+    answered(&state, E::KIND, peer.ip(), E::counter(&state), work).await
+}
+
+/// `DELETE /{whip,whep}/{room}/{resource}`: the session ends.
+pub async fn on_delete<E: Endpoint>(
+    State(state): State<Arc<AppState>>,
+    Path((room, resource)): Path<(String, String)>,
+) -> Response {
+    delete(&state, E::sessions(&state), &room, &resource)
+}
+
+/// `PATCH /{whip,whep}/{room}/{resource}`: trickle (not needed), ICE restart (refused).
+pub async fn on_patch<E: Endpoint>(
+    State(state): State<Arc<AppState>>,
+    Path((room, resource)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    patch(E::sessions(&state), &room, &resource, &headers, &body)
+}
+
+async fn answered(
     state: &AppState,
     kind: &'static str,
     peer: std::net::IpAddr,

@@ -10,8 +10,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tracing::debug;
@@ -74,27 +72,26 @@ pub fn authorize(
     })
 }
 
-fn viewers(state: &AppState) -> &sdp_http::Sessions {
-    &state.viewers
-}
+/// `POST /whep/{room}`, `DELETE` and `PATCH` on its sessions ([`sdp_http`]'s handlers).
+pub struct Whep;
 
-/// `POST /whep/{room}`: the viewer's offer in, kaigi's answer out.
-pub async fn post(
-    State(state): State<Arc<AppState>>,
-    Path(room): Path<String>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let counter = &state.metrics.whep_requests;
-    sdp_http::answered(
-        &state,
-        "whep",
-        peer.ip(),
-        counter,
-        watch(&state, &room, &headers, &body, peer.ip()),
-    )
-    .await
+impl sdp_http::Endpoint for Whep {
+    const KIND: &'static str = "whep";
+    fn sessions(state: &AppState) -> &sdp_http::Sessions {
+        &state.viewers
+    }
+    fn counter(state: &AppState) -> &prometheus::IntCounterVec {
+        &state.metrics.whep_requests
+    }
+    fn offer<'a>(
+        state: &'a Arc<AppState>,
+        room: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        ip: std::net::IpAddr,
+    ) -> impl std::future::Future<Output = Result<Response, Refusal>> + Send + 'a {
+        watch(state, room, headers, body, ip)
+    }
 }
 
 async fn watch(
@@ -130,23 +127,11 @@ async fn watch(
         })
         .await?;
     debug!(room, viewer = id, "WHEP viewer started");
-    Ok(pending.start(state, "whep", room, answer, viewers))
-}
-
-/// `DELETE /whep/{room}/{resource}`: the viewer stops watching.
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    Path((room, resource)): Path<(String, String)>,
-) -> Response {
-    sdp_http::delete(&state, &state.viewers, &room, &resource)
-}
-
-/// `PATCH /whep/{room}/{resource}`: trickle (not needed), ICE restart (refused).
-pub async fn patch(
-    State(state): State<Arc<AppState>>,
-    Path((room, resource)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    sdp_http::patch(&state.viewers, &room, &resource, &headers, &body)
+    Ok(pending.start(
+        state,
+        "whep",
+        room,
+        answer,
+        <Whep as sdp_http::Endpoint>::sessions,
+    ))
 }

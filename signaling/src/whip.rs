@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tracing::{debug, info};
@@ -45,27 +43,26 @@ fn accepts_media(answer: &str) -> bool {
         .any(|m| m.split_whitespace().nth(1).is_some_and(|port| port != "0"))
 }
 
-fn ingests(state: &AppState) -> &sdp_http::Sessions {
-    &state.ingests
-}
+/// `POST /whip/{room}`, `DELETE` and `PATCH` on its sessions ([`sdp_http`]'s handlers).
+pub struct Whip;
 
-/// `POST /whip/{room}`: the encoder's offer in, kaigi's answer out.
-pub async fn post(
-    State(state): State<Arc<AppState>>,
-    Path(room): Path<String>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let counter = &state.metrics.whip_requests;
-    sdp_http::answered(
-        &state,
-        "whip",
-        peer.ip(),
-        counter,
-        ingest(&state, &room, &headers, &body),
-    )
-    .await
+impl sdp_http::Endpoint for Whip {
+    const KIND: &'static str = "whip";
+    fn sessions(state: &AppState) -> &sdp_http::Sessions {
+        &state.ingests
+    }
+    fn counter(state: &AppState) -> &prometheus::IntCounterVec {
+        &state.metrics.whip_requests
+    }
+    fn offer<'a>(
+        state: &'a Arc<AppState>,
+        room: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        _ip: std::net::IpAddr,
+    ) -> impl std::future::Future<Output = Result<Response, Refusal>> + Send + 'a {
+        ingest(state, room, headers, body)
+    }
 }
 
 async fn ingest(
@@ -123,25 +120,13 @@ async fn ingest(
     }
     debug!(room, participant = id, answer, "WHIP answer");
     info!(room, participant = id, "WHIP ingest started");
-    Ok(pending.start(state, "whip", room, answer, ingests))
-}
-
-/// `DELETE /whip/{room}/{resource}`: the encoder stops.
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    Path((room, resource)): Path<(String, String)>,
-) -> Response {
-    sdp_http::delete(&state, &state.ingests, &room, &resource)
-}
-
-/// `PATCH /whip/{room}/{resource}`: trickle (not needed), ICE restart (refused).
-pub async fn patch(
-    State(state): State<Arc<AppState>>,
-    Path((room, resource)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    sdp_http::patch(&state.ingests, &room, &resource, &headers, &body)
+    Ok(pending.start(
+        state,
+        "whip",
+        room,
+        answer,
+        <Whip as sdp_http::Endpoint>::sessions,
+    ))
 }
 
 #[cfg(test)]

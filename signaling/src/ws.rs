@@ -155,7 +155,8 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>, visitor: Visitor) 
         ends_with_peer: false,
     };
     let mut stage = Stage::Idle;
-    let mut chat_limit = RateLimit::chat(Instant::now());
+    let mut chat_limit =
+        RateLimit::chat(Instant::now(), state.config.limits.chat_messages_per_minute);
     let mut bad = 0u32;
     // A close frame with 1000 or 1001 (the tab closed) ends the participation at
     // once; a dropped connection leaves a grace period to resume.

@@ -1094,24 +1094,27 @@ function junk(max) {
   return b;
 }
 
-test('hostile input at every port and endpoint does not disturb a meeting', { timeout: ms(180_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
+test('hostile input at every port and endpoint does not disturb a 3-party meeting', { timeout: ms(180_000), skip: MODE === 'tcp' && 'covered by the udp run' }, async () => {
   assert.ok(BASE, 'KAIGI_URL is not set (run tests/e2e/run.sh, which starts kaigi)');
   const mediaPort = Number(process.env.KAIGI_MEDIA_PORT || 0);
   assert.ok(mediaPort, 'KAIGI_MEDIA_PORT is not set');
   const room = roomName(`hostile-${MODE}`);
   const a = new Participant('ha');
   const b = new Participant('hb');
+  const c = new Participant('hc');
   const attacker = new Participant('attacker');
-  const ps = [a, b, attacker];
+  const ps = [a, b, c, attacker];
   const r = (results.tests.hostile = { ok: false, room });
   let phase = 'launch';
   try {
     await Promise.all(ps.map((p) => p.launch()));
-    for (const p of [a, b]) {
+    for (const p of [a, b, c]) {
       await p.open(room);
       await p.join();
     }
     await until('b decodes a', async () => ({ ok: (await b.framesDecoded()) > 20 }));
+    await until('c decodes a and b', async () => ({ ok: (await c.framesDecoded()) > 40 }));
+    const cBefore = await c.framesDecoded();
     const rssBefore = rssKiB();
     const framesBefore = await b.framesDecoded();
     phase = 'attack';
@@ -1162,6 +1165,9 @@ test('hostile input at every port and endpoint does not disturb a meeting', { ti
         ['GET', '/api/rooms', '', { authorization: 'Bearer guess' }],
         ['GET', `/watch/${room}/status`, '', {}],
         ['GET', '/assets/..%2f..%2fetc%2fpasswd', '', {}],
+        ['POST', '/api/login', junk(600).toString('latin1'), { 'content-type': 'application/json' }],
+        ['GET', '/api/me', '', { cookie: `kaigi_staff=${junk(200).toString('base64url')}` }],
+        ['POST', '/api/me/publisher-token', '{"room":"x"}', { cookie: 'kaigi_staff=a.b.c' }],
       ];
       while (Date.now() < until_) {
         await Promise.all(bodies.map(([m, p, body, h]) => httpsStatus(m, p, body, h)));
@@ -1179,6 +1185,9 @@ test('hostile input at every port and endpoint does not disturb a meeting', { ti
           const msgs = [
             'not json', '{"type":"nope"}', '{"type":"join","v":1}', JSON.stringify({ type: 'join', v: 1, room: '../../x', name: 'x' }),
             JSON.stringify({ type: 'join', v: 1, room: target, name: 'x', token: 'a.b.c' }),
+            // An EdDSA header with no key behind it, and alg none.
+            JSON.stringify({ type: 'join', v: 1, room: target, name: 'x', token: 'eyJhbGciOiJFZERTQSJ9.e30.AAAA' }),
+            JSON.stringify({ type: 'join', v: 1, room: target, name: 'x', token: 'eyJhbGciOiJub25lIn0.e30.' }),
             'x'.repeat(100_000), JSON.stringify({ type: 'chat', text: 'before join' }),
             JSON.stringify({ type: 'publish_offer', sdp: 'v=0' }),
           ];
@@ -1212,8 +1221,11 @@ test('hostile input at every port and endpoint does not disturb a meeting', { ti
     r.rssBeforeKiB = rssBefore;
     r.rssAfterKiB = rssAfter;
     assert.ok(samples.every((n) => n > 5), `b decoded a in every 2 s of the attack: ${samples}`);
-    await until('both still decode each other after the attack', async () => ({
-      ok: (await b.framesDecoded()) > last + 20 && (await a.framesDecoded()) > 20,
+    const cDuring = (await c.framesDecoded()) - cBefore;
+    r.thirdFramesDuring = cDuring;
+    assert.ok(cDuring > samples.length * 2 * 5 * 2, `c decoded a and b during the attack: ${cDuring} frames`);
+    await until('all three still decode each other after the attack', async () => ({
+      ok: (await b.framesDecoded()) > last + 20 && (await a.framesDecoded()) > 20 && (await c.framesDecoded()) > cBefore + cDuring + 40,
     }));
     if (rssBefore) assert.ok(rssAfter - rssBefore < 64 * 1024, `memory stays bounded: ${rssBefore} → ${rssAfter} KiB`);
     const metrics = await new Promise((resolve) => {
@@ -1230,7 +1242,7 @@ test('hostile input at every port and endpoint does not disturb a meeting', { ti
     assert.ok(garbage > 0, 'garbage datagrams were counted');
     assert.ok(rejectedWs > 0, 'bad signaling messages were counted');
     r.ok = true;
-    log(`hostile: ${counts.udp} datagrams, ${counts.tcp} TCP connections, ${counts.http} HTTP requests, ${counts.ws} WebSocket messages in ${ATTACK_MS / 1000} s; b decoded ${framesDuring} frames of a meanwhile (per 2 s: ${samples}); RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MiB; counted: ${garbage} garbage datagrams, ${rejectedWs} refused messages`);
+    log(`hostile: ${counts.udp} datagrams, ${counts.tcp} TCP connections, ${counts.http} HTTP requests, ${counts.ws} WebSocket messages in ${ATTACK_MS / 1000} s; b decoded ${framesDuring} frames of a meanwhile (per 2 s: ${samples}), c ${cDuring} frames of a and b; RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MiB; counted: ${garbage} garbage datagrams, ${rejectedWs} refused messages`);
   } catch (err) {
     await dumpAll(`hostile-${phase.replace(/\W+/g, '-')}`, ps, err);
     throw err;
