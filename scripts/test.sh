@@ -77,7 +77,7 @@ step() {
 APT_PACKAGES=(chromium chromium-driver libopus-dev pkg-config iptables iproute2 python3-venv ffmpeg
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
   python3-gi gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1
-  prometheus slapd openssl python3-yaml)
+  prometheus slapd openssl python3-yaml redis-server)
 
 install_apt() {
   local missing=() p

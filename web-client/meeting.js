@@ -499,6 +499,16 @@ function connect(resume) {
     renderPeople();
   });
   on('lobbyleft', () => renderPeople());
+  on('redirect', ({ url }) => {
+    // Another node of the cluster hosts the room: the same page there (its
+    // link, token included); only a kaigi page path is followed.
+    let to;
+    try { to = new URL(url); } catch { return; }
+    if (!/^https?:$/.test(to.protocol) || !to.pathname.startsWith('/r/')) return;
+    to.search = location.search;
+    to.hash = location.hash;
+    location.assign(to.href);
+  });
   on('ended', ({ reason, by }) => {
     app.ended = { reason, by };
     endLocal();

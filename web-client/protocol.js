@@ -107,6 +107,7 @@ const TOP_LAYER = CAMERA_LAYERS.length - 1;
  * @property {{waiter: Waiter}} lobbyrequest  (moderators) someone waits
  * @property {{id: string}} lobbyleft  (moderators) someone left the waiting room
  * @property {{reason: 'removed' | 'meeting_ended' | 'lobby_denied', by: string}} ended
+ * @property {{url: string}} redirect  the room lives on another server of the cluster: join there
  */
 
 /**
@@ -555,6 +556,11 @@ export class KaigiSession extends EventTarget {
         const by = typeof msg.by === 'string' ? msg.by : '';
         this.close();
         return this.#emit('ended', { reason: msg.type, by });
+      }
+      case 'redirect': {
+        // The server closes the socket next; the page goes to the room's home node.
+        this.close();
+        return this.#emit('redirect', { url: String(msg.url ?? '') });
       }
       case 'pong': return;
       default:

@@ -24,6 +24,8 @@ pub struct Config {
     pub rooms: std::collections::HashMap<String, RoomPolicy>,
     /// Sign-in with the staff directory (LDAP, Active Directory).
     pub directory: DirectoryConfig,
+    /// Several nodes coordinated through Redis.
+    pub cluster: ClusterConfig,
     /// WHIP ingest.
     pub whip: WhipConfig,
     /// Recording broadcasts.
@@ -255,6 +257,37 @@ impl Default for DirectoryConfig {
     }
 }
 
+/// `[cluster]`: nodes that share a room directory in Redis. Without
+/// `redis_url` the node stands alone (everything in memory).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `redis://host:6379/0`; unset: no cluster.
+    pub redis_url: Option<String>,
+    /// This node's name in the registry (default: the host name).
+    pub node_id: Option<String>,
+    /// Where the node stands (a building, a branch office): viewers are sent
+    /// to a node of their own site.
+    pub site: String,
+    /// How browsers and encoders reach this node, e.g.
+    /// `https://kaigi-a.pref.example.lg.jp:8443`: other nodes send them here.
+    pub url: Option<String>,
+    /// Seconds between heartbeats; a node silent for three is taken for dead.
+    pub heartbeat_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: None,
+            node_id: None,
+            site: "main".into(),
+            url: None,
+            heartbeat_secs: 5,
+        }
+    }
+}
+
 /// `[whip]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -473,6 +506,30 @@ impl Config {
             }
             if self.directory.session_hours == 0 || self.directory.timeout_secs == 0 {
                 return bad("directory.session_hours and directory.timeout_secs must be positive");
+            }
+        }
+        if let Some(url) = &self.cluster.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return bad("cluster.redis_url starts with redis:// or rediss://");
+            }
+            match &self.cluster.url {
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
+                _ => {
+                    return bad(
+                        "cluster.url (how browsers reach this node, https://…) is needed with cluster.redis_url",
+                    );
+                }
+            }
+            if self.cluster.heartbeat_secs == 0 {
+                return bad("cluster.heartbeat_secs must be positive");
+            }
+            if self
+                .cluster
+                .node_id
+                .as_ref()
+                .is_some_and(|n| sfu::room::validate_name(n).is_err())
+            {
+                return bad("cluster.node_id: letters, digits, - _ . only");
             }
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {

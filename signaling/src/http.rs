@@ -98,6 +98,8 @@ pub struct AppState {
     pub offer_rate: crate::ratelimit::RateLimiter,
     /// Wrong room passwords and failed sign-ins per client address.
     pub login_failures: crate::ratelimit::RateLimiter,
+    /// The cluster (Redis), when configured.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl AppState {
@@ -280,12 +282,52 @@ fn room_page(state: &AppState, room: &str, page: &str) -> Response {
     serve(state, page)
 }
 
-async fn meeting(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> Response {
+async fn meeting(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Some(r) = elsewhere(&state, &room, &uri, "page").await {
+        return r;
+    }
     room_page(&state, &room, "room.html")
 }
 
-async fn watch_page(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> Response {
+async fn watch_page(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Some(r) = elsewhere(&state, &room, &uri, "page").await {
+        return r;
+    }
     room_page(&state, &room, "watch.html")
+}
+
+/// A 307 to the same path on the room's home node, when that is another
+/// node (cluster mode); `None`: serve it here.
+pub async fn elsewhere(
+    state: &AppState,
+    room: &str,
+    uri: &axum::http::Uri,
+    kind: &str,
+) -> Option<Response> {
+    let cluster = state.cluster.as_ref()?;
+    sfu::room::validate_name(room).ok()?;
+    let crate::cluster::Route::There { url, .. } = cluster.route(room).await else {
+        return None;
+    };
+    state
+        .metrics
+        .cluster_redirects
+        .with_label_values(&[kind])
+        .inc();
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let to = crate::cluster::redirect_url(&url, path);
+    let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
+    res.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&to).ok()?);
+    Some(res)
 }
 
 async fn asset(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> Response {

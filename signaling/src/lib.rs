@@ -7,6 +7,7 @@
 pub mod access;
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod directory;
 pub mod http;

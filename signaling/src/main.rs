@@ -327,6 +327,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         None
     };
     let addr = SocketAddr::new(cfg.server.bind, cfg.server.http_port);
+    let cluster_cfg = cfg.cluster.clone();
     let cfg_limits = (
         cfg.limits.ws_connects_per_ip_per_minute,
         cfg.limits.offers_per_ip_per_minute,
@@ -349,6 +350,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         ws_rate: kaigi::ratelimit::RateLimiter::new(cfg_limits.0),
         offer_rate: kaigi::ratelimit::RateLimiter::new(cfg_limits.1),
         login_failures: kaigi::ratelimit::RateLimiter::new(cfg_limits.2),
+        cluster: kaigi::cluster::Cluster::new(&cluster_cfg).map(Arc::new),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();
@@ -364,8 +366,15 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 shutdown_signal().await;
                 drain(&state).await;
+                // Out of the registry at once, so no node sends anyone here.
+                if let Some(c) = &state.cluster {
+                    c.leave().await;
+                }
                 handle.graceful_shutdown(Some(Duration::from_secs(2)));
             });
+        }
+        if let Some(c) = state_for_auto.cluster.clone() {
+            tokio::spawn(c.run(state_for_auto.clone()));
         }
         if state_for_auto.config.recording.auto {
             tokio::spawn(recording::auto(state_for_auto.clone()));

@@ -51,6 +51,16 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Directory sign-ins, by result.
     pub logins: IntCounterVec,
+    /// Heartbeats that could not reach Redis.
+    pub cluster_redis_errors: IntCounter,
+    /// Rooms found homed on two nodes (after Redis was away).
+    pub cluster_conflicts: IntCounter,
+    /// Live nodes in the registry, as last seen.
+    pub cluster_nodes: IntGauge,
+    /// 1 while Redis answers.
+    pub cluster_redis_up: IntGauge,
+    /// Requests sent to a room's home node, by kind (ws, page, whip, whep).
+    pub cluster_redirects: IntCounterVec,
     /// Publish offers refused for carrying too many tracks, by endpoint.
     pub too_many_tracks: IntCounterVec,
     /// Participants per room (rooms are bounded by `limits.max_rooms`).
@@ -195,6 +205,32 @@ impl Metrics {
                 "Requests refused by a per-address rate limit, by what (ws, whip, whep, login, password)",
                 &["what"],
             ),
+            cluster_redis_errors: counter(
+                &r,
+                "kaigi_cluster_redis_errors_total",
+                "Heartbeats that could not reach Redis",
+            ),
+            cluster_conflicts: counter(
+                &r,
+                "kaigi_cluster_conflicts_total",
+                "Rooms found homed on another node while hosted here",
+            ),
+            cluster_nodes: gauge(
+                &r,
+                "kaigi_cluster_nodes",
+                "Live nodes in the Redis registry",
+            ),
+            cluster_redis_up: gauge(
+                &r,
+                "kaigi_cluster_redis_up",
+                "1 while Redis answers (cluster mode)",
+            ),
+            cluster_redirects: counter_vec(
+                &r,
+                "kaigi_cluster_redirects_total",
+                "Requests sent to their room's home node, by kind (ws, page, whip, whep)",
+                &["kind"],
+            ),
             logins: counter_vec(
                 &r,
                 "kaigi_logins_total",
@@ -239,7 +275,8 @@ impl Metrics {
     /// Creates the common label values at zero, so that a fresh server's
     /// families are there for dashboards and `rate()` from the start.
     fn touch_known_labels(&self) {
-        let vecs: [(&IntCounterVec, &[&str]); 7] = [
+        let vecs: [(&IntCounterVec, &[&str]); 8] = [
+            (&self.cluster_redirects, &["ws", "page", "whip", "whep"]),
             (
                 &self.joins,
                 &[

@@ -378,6 +378,12 @@ pub enum ServerMsg {
     },
     /// A moderator turned the client away; the connection closes.
     LobbyDenied,
+    /// The room is hosted on another node: join there (the meeting page's
+    /// URL on that node). The connection closes.
+    Redirect {
+        /// Where.
+        url: String,
+    },
     /// A moderator removed the client; the connection closes.
     Removed {
         /// The moderator's name.

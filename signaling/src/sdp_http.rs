@@ -57,9 +57,14 @@ pub async fn post<E: Endpoint>(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // A 307 keeps the method and body: the encoder or player posts again there.
+    if let Some(r) = crate::http::elsewhere(&state, &room, &uri, E::KIND).await {
+        return r;
+    }
     let work = E::offer(&state, &room, &headers, &body, peer.ip());
     answered(&state, E::KIND, peer.ip(), E::counter(&state), work).await
 }

@@ -106,6 +106,25 @@ pub fn notice_to_msg(kind: NoticeKind) -> Option<ServerMsg> {
     })
 }
 
+/// Cluster mode: a join for a room homed on another node is told where
+/// to go (`redirect`), and the socket closes.
+async fn redirect(state: &AppState, room: &str) -> Option<ServerMsg> {
+    let cluster = state.cluster.as_ref()?;
+    sfu::room::validate_name(room).ok()?;
+    let crate::cluster::Route::There { url, node } = cluster.route(room).await else {
+        return None;
+    };
+    debug!(room, node = %node, "room homed elsewhere: redirecting the join");
+    state
+        .metrics
+        .cluster_redirects
+        .with_label_values(&["ws"])
+        .inc();
+    Some(ServerMsg::Redirect {
+        url: crate::cluster::redirect_url(&url, &format!("/r/{room}")),
+    })
+}
+
 /// Who opened the socket.
 struct Visitor {
     ip: std::net::IpAddr,
@@ -189,7 +208,16 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>, visitor: Visitor) 
                         break;
                     }
                 };
-                match serde_json::from_str::<ClientMsg>(&text) {
+                let parsed = serde_json::from_str::<ClientMsg>(&text);
+                if let (Ok(ClientMsg::Join { room, .. }), Stage::Idle) = (&parsed, &stage)
+                    && let Some(to) = redirect(&state, room).await
+                {
+                    let _ = socket.send(text_msg(&to)).await;
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "join on the room's home node".into() }))).await;
+                    clean = true;
+                    break;
+                }
+                match parsed {
                     Ok(msg) => {
                         let mut ctx = Ctx { state: &state, session: &session_handle, chat_limit: &mut chat_limit, visitor: &visitor };
                         if let Some(reply) = handle(&mut ctx, &mut stage, msg) {

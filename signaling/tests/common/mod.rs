@@ -89,12 +89,16 @@ pub fn temp_dir(what: &str) -> std::path::PathBuf {
 }
 
 /// [`start`] with a configuration file (TOML text) and extra environment.
-#[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
 pub fn start_with_config(toml: &str, env: &[(&str, &str)]) -> Server {
+    start_on(free_port(), free_port(), toml, env)
+}
+
+/// [`start_with_config`] on given ports (a cluster node's configuration names its own URL).
+#[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
+pub fn start_on(http: u16, media: u16, toml: &str, env: &[(&str, &str)]) -> Server {
     let dir = temp_dir("test");
     let config = dir.join("kaigi.toml");
     std::fs::write(&config, toml).unwrap();
-    let (http, media) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_kaigi"))
         .arg("--config")
         .arg(&config)
