@@ -1242,7 +1242,7 @@ test('hostile input at every port and endpoint does not disturb a 3-party meetin
     assert.ok(garbage > 0, 'garbage datagrams were counted');
     assert.ok(rejectedWs > 0, 'bad signaling messages were counted');
     r.ok = true;
-    log(`hostile: ${counts.udp} datagrams, ${counts.tcp} TCP connections, ${counts.http} HTTP requests, ${counts.ws} WebSocket messages in ${ATTACK_MS / 1000} s; b decoded ${framesDuring} frames of a meanwhile (per 2 s: ${samples}), c ${cDuring} frames of a and b; RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MiB; counted: ${garbage} garbage datagrams, ${rejectedWs} refused messages`);
+    log(`hostile: ${counts.udp} datagrams, ${counts.tcp} TCP connections, ${counts.http} HTTP requests, ${counts.ws} WebSocket messages in ${ATTACK_MS / 1000} s; b decoded ${framesDuring} frames of a and c meanwhile (per 2 s: ${samples}), c ${cDuring} frames of a and b; RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MiB; counted: ${garbage} garbage datagrams, ${rejectedWs} refused messages`);
   } catch (err) {
     await dumpAll(`hostile-${phase.replace(/\W+/g, '-')}`, ps, err);
     throw err;
