@@ -123,6 +123,12 @@ const ui = {
 
 const room = roomFromPath(location.pathname);
 const token = tokenFromUrl();
+/** Arrived from a node that stopped answering (`#rejoin=<name>&from=<origin>`): join at once. */
+const failedOver = (() => {
+  const h = new URLSearchParams(location.hash.slice(1));
+  const name = h.get('rejoin');
+  return name ? { name, from: h.get('from') ?? '', at: Date.now() } : null;
+})();
 
 const app = {
   /** @type {KaigiSession | null} */
@@ -157,7 +163,7 @@ const app = {
   layout: /** @type {'grid' | 'speaker'} */ ((() => {
     try { return localStorage.getItem('kaigi.layout') === 'speaker' ? 'speaker' : 'grid'; } catch { return 'grid'; }
   })()),
-  /** While the connection is being restored: the token to resume with and the last moment to try. @type {{token: string, until: number, timer?: ReturnType<typeof setTimeout>} | null} */
+  /** While the connection is being restored: the token to resume with, the last moment to try, since when, the other nodes. @type {{token: string, until: number, since: number, nodes: string[], timer?: ReturnType<typeof setTimeout>} | null} */
   reconnect: null,
   /** A peer connection went `disconnected`: reconnect if it is still so then. @type {ReturnType<typeof setTimeout> | undefined} */
   stallTimer: undefined,
@@ -167,6 +173,10 @@ const app = {
 const RECONNECT_FOR_MS = 28_000;
 /** Between attempts. */
 const RECONNECT_EVERY_MS = 1_500;
+/** Cluster mode: how long this node may stay unreachable before the page rejoins on another. */
+const FAILOVER_AFTER_MS = 3_000;
+/** How long a rejoin waits for the cluster to give up on the node it left. */
+const REJOIN_FOR_MS = 30_000;
 /** A peer connection `disconnected` this long is given up and the session resumed afresh. */
 const STALL_MS = 6_000;
 
@@ -298,6 +308,13 @@ if (isValidRoomName(room)) {
   setState('prejoin');
   startPreview();
   void loadStaff();
+  if (failedOver) {
+    const q = new URLSearchParams(location.search);
+    q.delete('failover');
+    history.replaceState(null, '', location.pathname + (q.size ? `?${q}` : ''));
+    ui.nameInput.value = failedOver.name;
+    join();
+  }
 } else {
   showError({ heading: 'error.heading', text: 'error.code.invalid_room', action: 'retry' });
 }
@@ -505,6 +522,11 @@ function connect(resume) {
     let to;
     try { to = new URL(url); } catch { return; }
     if (!/^https?:$/.test(to.protocol) || !to.pathname.startsWith('/r/')) return;
+    if (failedOver && to.origin === failedOver.from && Date.now() - failedOver.at < REJOIN_FOR_MS) {
+      // Sent back to the node we fled: the cluster has not noticed yet. Ask again.
+      setTimeout(() => { if (state() === 'joining') connect(); }, 1_000);
+      return;
+    }
     to.search = location.search;
     to.hash = location.hash;
     location.assign(to.href);
@@ -568,14 +590,18 @@ function startReconnect() {
   if (!app.reconnect) {
     const token = session?.resumeToken;
     if (!token) return;
-    app.reconnect = { token, until: Date.now() + RECONNECT_FOR_MS };
+    app.reconnect = { token, until: Date.now() + RECONNECT_FOR_MS, since: Date.now(), nodes: session?.nodes ?? [] };
     ui.reconnectBanner.hidden = false;
     connect(token);
     return;
   }
-  // An attempt failed: try again shortly, or give up.
+  // An attempt failed: try again shortly, rejoin on another node, or give up.
   const r = app.reconnect;
   clearTimeout(r.timer);
+  if (r.nodes.length > 0 && Date.now() - r.since > FAILOVER_AFTER_MS) {
+    failover(r.nodes[0]);
+    return;
+  }
   if (Date.now() > r.until) {
     app.reconnect = null;
     ui.reconnectBanner.hidden = true;
@@ -584,6 +610,23 @@ function startReconnect() {
   }
   session?.close(4001);
   r.timer = setTimeout(() => { if (app.reconnect === r) connect(r.token); }, RECONNECT_EVERY_MS);
+}
+
+/**
+ * This node is gone (cluster mode): the same meeting on another node, which
+ * takes the room over; the page there joins by itself (`#rejoin`).
+ * @param {string} node  its base URL
+ */
+function failover(node) {
+  app.reconnect = null;
+  let to;
+  try { to = new URL(`/r/${encodeURIComponent(room)}`, node); } catch { return; }
+  to.search = location.search;
+  // The node there would send the page back to the room's recorded home (this
+  // one) until the cluster notices it is gone: `failover` asks it not to.
+  to.searchParams.set('failover', '1');
+  to.hash = new URLSearchParams({ rejoin: app.name, from: location.origin }).toString();
+  location.assign(to.href);
 }
 
 /**

@@ -164,6 +164,8 @@ export class KaigiSession extends EventTarget {
   sharing = false;
   /** Sent as `resume` by the next session after a dropped connection. @type {string | null} */
   resumeToken = null;
+  /** Cluster mode: the other nodes' URLs, where the page rejoins if this one is gone. @type {string[]} */
+  nodes = [];
   /** Recent speakers, the active one first. @type {string[]} */
   speakers = [];
   /** Chat so far (the server's recent history, then what arrives). @type {ChatEntry[]} */
@@ -577,6 +579,7 @@ export class KaigiSession extends EventTarget {
     this.participantId = String(msg.participant_id);
     this.joined = true;
     this.resumeToken = typeof msg.resume_token === 'string' ? msg.resume_token : null;
+    this.nodes = Array.isArray(msg.nodes) ? msg.nodes.map(String) : [];
     this.speakers = Array.isArray(msg.speakers) ? msg.speakers.map(String) : [];
     this.moderator = msg.moderator === true;
     this.roomState = toRoomState(msg.room_state);

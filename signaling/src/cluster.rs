@@ -99,6 +99,8 @@ pub struct Cluster {
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     /// Rooms this node has claimed and renews.
     homed: Mutex<HashSet<String>>,
+    /// The other nodes at the last heartbeat.
+    others: Mutex<Vec<Node>>,
     up: AtomicBool,
     claim: redis::Script,
     renew: redis::Script,
@@ -118,6 +120,7 @@ impl Cluster {
             heartbeat: Duration::from_secs(cfg.heartbeat_secs),
             conn: tokio::sync::Mutex::new(None),
             homed: Mutex::new(HashSet::new()),
+            others: Mutex::new(Vec::new()),
             up: AtomicBool::new(false),
             claim: redis::Script::new(CLAIM),
             renew: redis::Script::new(RENEW),
@@ -327,8 +330,22 @@ impl Cluster {
                 state.metrics.cluster_conflicts.inc();
             }
         }
-        let n = self.nodes().await.len();
-        state.metrics.cluster_nodes.set(n as i64);
+        let nodes = self.nodes().await;
+        state.metrics.cluster_nodes.set(nodes.len() as i64);
+        *self.others.lock().unwrap_or_else(|e| e.into_inner()) =
+            nodes.into_iter().filter(|n| n.id != self.id).collect();
+    }
+
+    /// Where a client goes if this node stops answering: the other live
+    /// nodes at the last heartbeat, this node's site first.
+    pub fn fallbacks(&self) -> Vec<String> {
+        let mut others = self
+            .others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        others.sort_by_key(|n| (n.site != self.site, n.participants + n.viewers));
+        others.into_iter().map(|n| n.url).collect()
     }
 
     /// Heartbeats until the process ends.

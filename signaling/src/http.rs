@@ -314,6 +314,13 @@ pub async fn elsewhere(
 ) -> Option<Response> {
     let cluster = state.cluster.as_ref()?;
     sfu::room::validate_name(room).ok()?;
+    // A page that fled a dead node loads here; its join waits for the takeover.
+    if uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "failover=1"))
+    {
+        return None;
+    }
     let crate::cluster::Route::There { url, .. } = cluster.route(room).await else {
         return None;
     };

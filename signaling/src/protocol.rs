@@ -287,6 +287,10 @@ pub struct Welcome {
     pub resume_token: String,
     /// This session resumed an earlier one (same participant id).
     pub resumed: bool,
+    /// Cluster mode: the other live nodes' URLs (this node's site first),
+    /// where the page rejoins if this node stops answering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
     /// Recent speakers, the active one first.
     pub speakers: Vec<String>,
 }

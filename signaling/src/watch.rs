@@ -29,7 +29,12 @@ pub async fn status(
     let live = state.sfu.control(|e| e.broadcast_source(&room)).is_some();
     // The page asks for a password before it tries to watch a password room.
     let access = state.config.room_access(&room).0.as_str();
-    let mut res = Json(serde_json::json!({ "live": live, "access": access })).into_response();
+    let mut body = serde_json::json!({ "live": live, "access": access });
+    // Cluster mode: where the page goes on watching if this node stops answering.
+    if let Some(c) = &state.cluster {
+        body["nodes"] = c.fallbacks().into();
+    }
+    let mut res = Json(body).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res

@@ -973,6 +973,11 @@ fn welcome(
         lobby,
         resume_token,
         resumed,
+        nodes: state
+            .cluster
+            .as_ref()
+            .map(|c| c.fallbacks())
+            .unwrap_or_default(),
     }))
 }
 

@@ -1713,3 +1713,55 @@ test('simulcast: a subscriber on a slow link gets the low layer, and the high on
     rmSync(wavDir, { recursive: true, force: true });
   }
 });
+
+test('cluster: a meeting on a node that dies moves to another node by itself', { timeout: ms(180_000), skip: (MODE === 'tcp' && 'covered by the udp run') || (!process.env.KAIGI_URL_B && 'no second node (run.sh starts one over UDP)') }, async () => {
+  // run.sh: this server (node A) and node B share Redis; heartbeats every second, so a node is
+  // taken for dead 3 s after its last one.
+  const B = process.env.KAIGI_URL_B;
+  const room = roomName('cluster');
+  const x = new Participant('cx');
+  const y = new Participant('cy');
+  const ps = [x, y];
+  const r = (results.tests.cluster = { ok: false, room });
+  let phase = 'launch';
+  try {
+    await Promise.all(ps.map((p) => p.launch()));
+    phase = 'meet on B';
+    for (const p of ps) {
+      await p.page.goto(`${B}/r/${room}`, { waitUntil: 'load', timeout: ms(30_000) });
+      await p.join();
+    }
+    await until('they see each other on B', async () => ({ ok: (await x.framesDecoded()) > 20 && (await y.framesDecoded()) > 20 }));
+    // Through node A the room is found on B: the page is sent there.
+    const viaA = await new Promise((resolve) => {
+      https.get(`${BASE}/r/${room}`, { rejectUnauthorized: false }, (res) => { res.resume(); resolve([res.statusCode, res.headers.location]); })
+        .on('error', (e) => resolve([0, String(e)]));
+    });
+    assert.deepEqual(viaA, [307, `${B}/r/${room}`], 'node A sends the meeting page to its home, B');
+    phase = 'kill B';
+    process.kill(Number(process.env.KAIGI_PID_B), 'SIGKILL');
+    const killed = Date.now();
+    phase = 'rejoin on A';
+    const origin = new URL(BASE).origin;
+    await until('both pages are back in the meeting on node A', async () => {
+      const at = await Promise.all(ps.map(async (p) => ({ origin: new URL(p.page.url()).origin, state: await p.state().catch(() => null) })));
+      return { ok: at.every((a) => a.origin === origin && a.state === 'joined'), at };
+    }, { timeout: ms(40_000), interval: 200 });
+    const rejoinedMs = Date.now() - killed;
+    const base = await Promise.all(ps.map((p) => p.framesDecoded()));
+    await until('they see each other again, through A', async () => {
+      const f = await Promise.all(ps.map((p) => p.framesDecoded()));
+      return { ok: f[0] > base[0] + 20 && f[1] > base[1] + 20, f };
+    }, { timeout: ms(30_000) });
+    const mediaMs = Date.now() - killed;
+    r.rejoinedMs = rejoinedMs;
+    r.mediaMs = mediaMs;
+    r.ok = true;
+    log(`cluster: node B killed; both pages rejoined on node A after ${(rejoinedMs / 1000).toFixed(1)} s, video again after ${(mediaMs / 1000).toFixed(1)} s (heartbeat 1 s, time to live 3 s)`);
+  } catch (err) {
+    await dumpAll(`cluster-${phase.replace(/\W+/g, '-')}`, ps, err);
+    throw err;
+  } finally {
+    for (const p of ps) await p.close();
+  }
+});

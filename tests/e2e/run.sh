@@ -54,13 +54,14 @@ MEDIA_PORT=${KAIGI_MEDIA_PORT:-11000}
 ART=${KAIGI_E2E_ARTIFACTS:-$TARGET/e2e/$MODE}
 mkdir -p "$ART"
 ART=$(cd "$ART" && pwd)
-rm -f "$ART"/kaigi.log "$ART"/metrics.txt "$ART"/results.json "$ART"/meeting-* "$ART"/language-* "$ART"/page-*.log
+rm -f "$ART"/kaigi.log "$ART"/kaigi-b.log "$ART"/redis.log "$ART"/metrics.txt "$ART"/results.json "$ART"/meeting-* "$ART"/language-* "$ART"/page-*.log
 OUT=${KAIGI_E2E_OUT:-$ART/results.json}
 
 [ -x "$KAIGI_BIN" ] || die "no server binary at $KAIGI_BIN (cargo build --release -p kaigi, or set KAIGI_BIN)"
 command -v node >/dev/null || die "node is not installed"
 [ -x /usr/bin/chromium ] || [ -n "${KAIGI_CHROMIUM:-}" ] || die "/usr/bin/chromium is missing (apt-get install chromium)"
 [ -x /usr/sbin/slapd ] || die "/usr/sbin/slapd is missing (apt-get install slapd): the sign-in test needs a directory"
+[ -x /usr/bin/redis-server ] || die "/usr/bin/redis-server is missing (apt-get install redis-server): the cluster test needs it"
 [ -f "$HERE/node_modules/playwright-core/package.json" ] || die "playwright-core missing: run 'npm ci' in tests/e2e"
 
 # --- tcp mode: drop every UDP datagram to or from kaigi's ports -----------------------------------
@@ -134,9 +135,13 @@ fi
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/kaigi-e2e-data.XXXXXX")
 KPID=""
 SLAPD_PID=""
+REDIS_PID=""
+KPID_B=""
 # shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
-  if [ -n "$SLAPD_PID" ]; then kill "$SLAPD_PID" 2>/dev/null || true; wait "$SLAPD_PID" 2>/dev/null || true; fi
+  for p in "$SLAPD_PID" "$REDIS_PID" "$KPID_B"; do
+    if [ -n "$p" ]; then kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
+  done
   if [ -n "$KPID" ] && kill -0 "$KPID" 2>/dev/null; then
     kill -TERM "$KPID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$KPID" 2>/dev/null || break; sleep 0.1; done
@@ -166,6 +171,26 @@ password = "e2e-room-password"
 access = "directory"
 CONF
 
+# Over UDP the server is one node of a two-node cluster (Redis on loopback): the cluster test
+# meets on node B, kills it, and the pages move to this node by themselves.
+HTTP_PORT_B=$((HTTP_PORT + 1))
+MEDIA_PORT_B=$((MEDIA_PORT + 1))
+REDIS_PORT=${KAIGI_E2E_REDIS_PORT:-16379}
+if [ "$MODE" = udp ]; then
+  /usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$ART/redis.log" 2>&1 &
+  REDIS_PID=$!
+  cluster_conf() { # NODE_ID HTTP_PORT
+    printf '[cluster]\nredis_url = "redis://127.0.0.1:%s/0"\nnode_id = "%s"\nurl = "https://127.0.0.1:%s"\nheartbeat_secs = 1\n' \
+      "$REDIS_PORT" "$1" "$2"
+  }
+  cluster_conf node-a "$HTTP_PORT" >>"$DATA/kaigi.toml"
+  mkdir -p "$DATA/b"
+  cluster_conf node-b "$HTTP_PORT_B" >"$DATA/b/kaigi.toml"
+  RUST_LOG=${RUST_LOG:-info} "$KAIGI_BIN" --config "$DATA/b/kaigi.toml" --bind 127.0.0.1 --public-ip 127.0.0.1 \
+    --http-port "$HTTP_PORT_B" --media-port "$MEDIA_PORT_B" --data-dir "$DATA/b" >"$ART/kaigi-b.log" 2>&1 &
+  KPID_B=$!
+fi
+
 EXTRA=()
 if [ -n "${KAIGI_EXTRA_ARGS:-}" ]; then read -r -a EXTRA <<<"$KAIGI_EXTRA_ARGS"; fi
 say "starting $KAIGI_BIN (https 127.0.0.1:$HTTP_PORT, media 127.0.0.1:$MEDIA_PORT udp+tcp)${EXTRA[*]:+ with ${EXTRA[*]}}"
@@ -187,6 +212,11 @@ if ! node "$HERE/http-get.mjs" "$URL/healthz" --wait 30 --pid "$KPID" >/dev/null
   die "kaigi did not become healthy"
 fi
 say "kaigi (pid $KPID) is healthy"
+if [ -n "$KPID_B" ]; then
+  node "$HERE/http-get.mjs" "https://127.0.0.1:$HTTP_PORT_B/healthz" --wait 30 --pid "$KPID_B" >/dev/null ||
+    die "kaigi node B did not become healthy (see $ART/kaigi-b.log)"
+  say "cluster: node B (pid $KPID_B) is healthy; Redis on 127.0.0.1:$REDIS_PORT"
+fi
 
 FILTER=()
 if [ -n "${KAIGI_E2E_FILTER:-}" ]; then FILTER=(--test-name-pattern="$KAIGI_E2E_FILTER"); fi
@@ -194,6 +224,7 @@ set +e
 env KAIGI_URL="$URL" KAIGI_EXPECT_TRANSPORT="$MODE" KAIGI_E2E_MODE="$MODE" \
   KAIGI_E2E_OUT="$OUT" KAIGI_E2E_ARTIFACTS="$ART" KAIGI_PID="$KPID" KAIGI_CLK_TCK="$(getconf CLK_TCK)" \
   KAIGI_MEDIA_PORT="$MEDIA_PORT" KAIGI_ADMIN_KEY="$ADMIN_KEY" \
+  KAIGI_URL_B="${KPID_B:+https://127.0.0.1:$HTTP_PORT_B}" KAIGI_PID_B="$KPID_B" \
   node --test --test-reporter=spec "${FILTER[@]}" "$HERE/meeting.test.mjs"
 status=$?
 set -e
