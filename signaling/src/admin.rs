@@ -43,8 +43,18 @@ pub async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
             e.worker_load().to_vec(),
         )
     });
+    // Cluster mode: this node, whether Redis answers, the other nodes it knows.
+    let cluster = match &state.cluster {
+        Some(c) => json!({
+            "node": c.id(),
+            "redis": if c.redis_up() { "up" } else { "down" },
+            "other_nodes": c.fallbacks(),
+        }),
+        None => serde_json::Value::Null,
+    };
     Json(json!({
         "status": if state.draining() { "draining" } else { "ok" },
+        "cluster": cluster,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "rooms": rooms,

@@ -18,6 +18,7 @@ use common::*;
 use serde_json::{Value, json};
 
 const REDIS: &str = "/usr/bin/redis-server";
+const ADMIN_KEY: &str = "cluster-test-admin-key-0123";
 
 struct Redis {
     child: Child,
@@ -70,7 +71,7 @@ fn node(id: &str, redis: u16) -> (Server, String) {
     let (http, media) = (free_port(), free_port());
     let url = format!("http://127.0.0.1:{http}");
     let toml = format!(
-        "[cluster]\nredis_url = \"redis://127.0.0.1:{redis}/0\"\nnode_id = \"{id}\"\nsite = \"honcho\"\nurl = \"{url}\"\nheartbeat_secs = 1\n"
+        "[cluster]\nredis_url = \"redis://127.0.0.1:{redis}/0\"\nnode_id = \"{id}\"\nsite = \"honcho\"\nurl = \"{url}\"\nheartbeat_secs = 1\n[admin]\napi_key = \"{ADMIN_KEY}\"\n"
     );
     (start_on(http, media, &toml, &[]), url)
 }
@@ -112,6 +113,21 @@ async fn rooms_are_homed_routed_and_taken_over() {
     })
     .await;
 
+    // The admin API says which node this is, that Redis answers, and whom it knows.
+    within(5, "B knows A", async || {
+        let h = http_request(
+            b.http,
+            "GET",
+            "/api/health",
+            &[("Authorization", &format!("Bearer {ADMIN_KEY}"))],
+            b"",
+        );
+        let h: Value = serde_json::from_str(&h.body).unwrap_or(Value::Null);
+        h["cluster"]["node"] == "node-b"
+            && h["cluster"]["redis"] == "up"
+            && h["cluster"]["other_nodes"] == json!([a_url.clone()])
+    })
+    .await;
     // A room opened on A is homed on A.
     let (mut on_a, w) = join(a.http, "soumu", "Aoki").await;
     assert_eq!(w["type"], "welcome", "{w}");
