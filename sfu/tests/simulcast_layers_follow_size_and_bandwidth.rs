@@ -231,3 +231,81 @@ fn a_simulcasting_encoder_reaches_each_whep_viewer_at_the_layer_its_link_carries
     // The encoder keeps sending every layer someone receives.
     assert!(layer_notices(&sim, encoder).last().is_none_or(|&m| m == 2));
 }
+
+#[test]
+fn a_short_burst_of_bandwidth_does_not_lift_the_layer() {
+    let mut sim = Sim::new(1);
+    let publisher = sim.join_simulcast("r", "presenter");
+    let viewer = sim.join("r", "viewer");
+    let link = sim.clients[viewer].subscribe_addr;
+    sim.links.insert(link, Link::new(4_000_000));
+    sim.run_for(Duration::from_secs(8));
+    // The link drops: down to the low layer, and past the upgrade cooldown.
+    sim.links.get_mut(&link).unwrap().bps = 450_000;
+    sim.run_for(Duration::from_secs(12));
+    assert_eq!(
+        last_layers(&sim, viewer, publisher, 20),
+        vec![0; 20],
+        "450 kbit/s carries the low layer"
+    );
+    // A policer's burst: the link carries far more for under a second, then
+    // is short again. The estimate jumps with it; the layer must not follow
+    // (up, a keyframe, straight down again, a stall).
+    let frames = |sim: &Sim| {
+        let stream = format!("p{}", sim.clients[publisher].id);
+        sim.clients[viewer]
+            .frame_layers
+            .get(&stream)
+            .map_or(0, Vec::len)
+    };
+    let before = frames(&sim);
+    sim.links.get_mut(&link).unwrap().bps = 10_000_000;
+    sim.run_for(Duration::from_millis(900));
+    sim.links.get_mut(&link).unwrap().bps = 450_000;
+    sim.run_for(Duration::from_secs(4));
+    let after = frames(&sim) - before;
+    assert!(after > 20, "frames kept coming: {after}");
+    let layers = last_layers(&sim, viewer, publisher, after);
+    assert!(
+        layers.iter().all(|&l| l == 0),
+        "the layer rose on a burst: {layers:?}"
+    );
+    assert_continuous(&sim, viewer, publisher);
+}
+
+#[test]
+fn a_short_link_with_a_deep_queue_keeps_the_low_layer() {
+    // As the browser test's shaper, a second of queue, on a link that carries
+    // the sim's low layer (~290 k) but not the middle one.
+    let mut sim = Sim::new(1);
+    let publisher = sim.join_simulcast("r", "presenter");
+    let viewer = sim.join("r", "viewer");
+    let link = sim.clients[viewer].subscribe_addr;
+    sim.links.insert(link, Link::new(4_000_000));
+    sim.run_for(Duration::from_secs(8));
+    let l = sim.links.get_mut(&link).unwrap();
+    l.bps = 400_000;
+    l.max_queue = Duration::from_secs(1);
+    sim.run_for(Duration::from_secs(10));
+    let stream = format!("p{}", sim.clients[publisher].id);
+    let before = sim.clients[viewer]
+        .frame_layers
+        .get(&stream)
+        .map_or(0, Vec::len);
+    sim.run_for(Duration::from_secs(30));
+    let all = sim.clients[viewer]
+        .frame_layers
+        .get(&stream)
+        .cloned()
+        .unwrap_or_default();
+    let after = &all[before..];
+    assert!(
+        after.len() > 500,
+        "video kept coming: {} frames",
+        after.len()
+    );
+    assert!(
+        after.iter().all(|&l| l == 0),
+        "went up on a 400 kbit/s link with a deep queue"
+    );
+}
