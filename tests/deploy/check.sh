@@ -53,11 +53,19 @@ def load_yaml(rel):
         return yaml.safe_load(f)
 
 
-# compose.yaml: every service has an image or a build; bind-mounted files exist.
+# compose files: every service has an image or a build; bind-mounted files exist.
 compose = load_yaml("compose.yaml")
 services = compose.get("services") or {}
 if not services:
     errors.append("compose.yaml: no services")
+cluster = load_yaml("compose.cluster.yaml")
+for name, svc in (cluster.get("services") or {}).items():
+    if name.startswith("kaigi"):
+        env = svc.get("environment") or {}
+        for key in ("KAIGI_CLUSTER__REDIS_URL", "KAIGI_CLUSTER__NODE_ID", "KAIGI_CLUSTER__URL"):
+            if key not in env:
+                errors.append(f"compose.cluster.yaml: {name} lacks {key}")
+    services = {**services, f"cluster/{name}": svc}
 for name, svc in services.items():
     if not (svc.get("image") or svc.get("build")):
         errors.append(f"compose.yaml: service {name} has neither image nor build")
