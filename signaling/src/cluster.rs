@@ -230,12 +230,26 @@ impl Cluster {
 
     /// The nodes registered now.
     pub async fn nodes(&self) -> Vec<Node> {
+        // SCAN, not KEYS: a shared Redis is not blocked while it walks its keys.
         let keys: Vec<String> = self
             .ask(async |c| {
-                redis::cmd("KEYS")
-                    .arg(format!("{NODE_KEY}*"))
-                    .query_async(c)
-                    .await
+                let mut keys = Vec::new();
+                let mut cursor = 0u64;
+                loop {
+                    let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{NODE_KEY}*"))
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(c)
+                        .await?;
+                    keys.extend(batch);
+                    if next == 0 || keys.len() > 10_000 {
+                        return Ok(keys);
+                    }
+                    cursor = next;
+                }
             })
             .await
             .unwrap_or_default();
