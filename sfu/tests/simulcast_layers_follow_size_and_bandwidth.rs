@@ -100,14 +100,20 @@ fn layer_follows_the_size_the_subscriber_shows() {
     assert!(switches >= 3, "0 → 2 → 0 → 1: {switches}");
 }
 
-#[test]
-fn layer_follows_the_subscribers_bandwidth() {
+/// A simulcast presenter and a viewer on a 4 Mbit/s link, 8 s in: at the top layer.
+fn at_the_top_layer() -> (Sim, usize, usize, std::net::SocketAddr) {
     let mut sim = Sim::new(1);
     let publisher = sim.join_simulcast("r", "presenter");
     let viewer = sim.join("r", "viewer");
     let link = sim.clients[viewer].subscribe_addr;
     sim.links.insert(link, Link::new(4_000_000));
     sim.run_for(Duration::from_secs(8));
+    (sim, publisher, viewer, link)
+}
+
+#[test]
+fn layer_follows_the_subscribers_bandwidth() {
+    let (mut sim, publisher, viewer, link) = at_the_top_layer();
     assert_eq!(
         last_layers(&sim, viewer, publisher, 10),
         vec![2; 10],
@@ -234,12 +240,7 @@ fn a_simulcasting_encoder_reaches_each_whep_viewer_at_the_layer_its_link_carries
 
 #[test]
 fn a_short_burst_of_bandwidth_does_not_lift_the_layer() {
-    let mut sim = Sim::new(1);
-    let publisher = sim.join_simulcast("r", "presenter");
-    let viewer = sim.join("r", "viewer");
-    let link = sim.clients[viewer].subscribe_addr;
-    sim.links.insert(link, Link::new(4_000_000));
-    sim.run_for(Duration::from_secs(8));
+    let (mut sim, publisher, viewer, link) = at_the_top_layer();
     // The link drops: down to the low layer, and past the upgrade cooldown.
     sim.links.get_mut(&link).unwrap().bps = 450_000;
     sim.run_for(Duration::from_secs(12));
@@ -277,12 +278,7 @@ fn a_short_burst_of_bandwidth_does_not_lift_the_layer() {
 fn a_short_link_with_a_deep_queue_keeps_the_low_layer() {
     // As the browser test's shaper, a second of queue, on a link that carries
     // the sim's low layer (~290 k) but not the middle one.
-    let mut sim = Sim::new(1);
-    let publisher = sim.join_simulcast("r", "presenter");
-    let viewer = sim.join("r", "viewer");
-    let link = sim.clients[viewer].subscribe_addr;
-    sim.links.insert(link, Link::new(4_000_000));
-    sim.run_for(Duration::from_secs(8));
+    let (mut sim, publisher, viewer, link) = at_the_top_layer();
     let l = sim.links.get_mut(&link).unwrap();
     l.bps = 400_000;
     l.max_queue = Duration::from_secs(1);

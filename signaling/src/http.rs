@@ -287,10 +287,7 @@ async fn meeting(
     Path(room): Path<String>,
     uri: axum::http::Uri,
 ) -> Response {
-    if let Some(r) = elsewhere(&state, &room, &uri, "page").await {
-        return r;
-    }
-    room_page(&state, &room, "room.html")
+    homed_page(&state, &room, &uri, "room.html").await
 }
 
 async fn watch_page(
@@ -298,10 +295,15 @@ async fn watch_page(
     Path(room): Path<String>,
     uri: axum::http::Uri,
 ) -> Response {
-    if let Some(r) = elsewhere(&state, &room, &uri, "page").await {
-        return r;
+    homed_page(&state, &room, &uri, "watch.html").await
+}
+
+/// A room's page, from the room's home node (a 307 there in cluster mode).
+async fn homed_page(state: &AppState, room: &str, uri: &axum::http::Uri, file: &str) -> Response {
+    match elsewhere(state, room, uri, "page").await {
+        Some(r) => r,
+        None => room_page(state, room, file),
     }
-    room_page(&state, &room, "watch.html")
 }
 
 /// A 307 to the same path on the room's home node, when that is another
