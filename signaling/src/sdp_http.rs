@@ -52,7 +52,9 @@ pub trait Endpoint: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<Response, Refusal>> + Send + 'a;
 }
 
-/// `POST /{whip,whep}/{room}`: the offer in, kaigi's answer out.
+/// `POST /{whip,whep}/{room}`: the offer in, kaigi's answer out; rate
+/// limited per address before anything else (a cluster lookup included),
+/// timed into `kaigi_answer_seconds{kind}`, counted by result.
 pub async fn post<E: Endpoint>(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
@@ -61,12 +63,33 @@ pub async fn post<E: Endpoint>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let counter = E::counter(&state);
+    let t0 = std::time::Instant::now();
+    if let Err(wait) = state.offer_rate.check(peer.ip(), t0) {
+        counter.with_label_values(&["rate_limited"]).inc();
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&[E::KIND])
+            .inc();
+        return too_many(wait);
+    }
     // A 307 keeps the method and body: the encoder or player posts again there.
     if let Some(r) = crate::http::elsewhere(&state, &room, &uri, E::KIND).await {
         return r;
     }
-    let work = E::offer(&state, &room, &headers, &body, peer.ip());
-    answered(&state, E::KIND, peer.ip(), E::counter(&state), work).await
+    match E::offer(&state, &room, &headers, &body, peer.ip()).await {
+        Ok(res) => {
+            counter.with_label_values(&["ok"]).inc();
+            state
+                .metrics
+                .answer_seconds
+                .with_label_values(&[E::KIND])
+                .observe(t0.elapsed().as_secs_f64());
+            res
+        }
+        Err(refusal) => refusal.respond(counter),
+    }
 }
 
 /// `DELETE /{whip,whep}/{room}/{resource}`: the session ends.
@@ -85,33 +108,6 @@ pub async fn on_patch<E: Endpoint>(
     body: Bytes,
 ) -> Response {
     patch(E::sessions(&state), &room, &resource, &headers, &body)
-}
-
-async fn answered(
-    state: &AppState,
-    kind: &'static str,
-    peer: std::net::IpAddr,
-    counter: &IntCounterVec,
-    work: impl std::future::Future<Output = Result<Response, Refusal>>,
-) -> Response {
-    let t0 = std::time::Instant::now();
-    if let Err(wait) = state.offer_rate.check(peer, t0) {
-        counter.with_label_values(&["rate_limited"]).inc();
-        state.metrics.rate_limited.with_label_values(&[kind]).inc();
-        return too_many(wait);
-    }
-    match work.await {
-        Ok(res) => {
-            counter.with_label_values(&["ok"]).inc();
-            state
-                .metrics
-                .answer_seconds
-                .with_label_values(&[kind])
-                .observe(t0.elapsed().as_secs_f64());
-            res
-        }
-        Err(refusal) => refusal.respond(counter),
-    }
 }
 
 /// Largest offer accepted (a real one is a few KiB).
