@@ -211,6 +211,24 @@ impl Cluster {
                 .insert(room.to_owned());
             return Route::Here;
         }
+        self.node_route(&owner).await
+    }
+
+    /// Where `room` is homed, without claiming it: a viewer asking about a
+    /// room must not make its branch office the room's home. `Here` also
+    /// when nobody has it (or Redis is away).
+    pub async fn home(&self, room: &str) -> Route {
+        let key = format!("{ROOM_KEY}{room}");
+        let owner: Option<Option<String>> = self
+            .ask(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
+            .await;
+        match owner.flatten() {
+            Some(owner) if owner != self.id => self.node_route(&owner).await,
+            _ => Route::Here,
+        }
+    }
+
+    async fn node_route(&self, owner: &str) -> Route {
         let node_key = format!("{NODE_KEY}{owner}");
         let record: Option<Option<String>> = self
             .ask(async |c| redis::cmd("GET").arg(&node_key).query_async(c).await)
@@ -223,9 +241,25 @@ impl Cluster {
                 node: n.id,
                 url: n.url,
             },
-            // Gone between the two calls: the next claim takes it.
+            // Gone: the next claim takes it.
             None => Route::Here,
         }
+    }
+
+    /// This node's site.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// Another live node of `site` (the least loaded at the last heartbeat).
+    pub fn node_at(&self, site: &str) -> Option<String> {
+        self.others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|n| n.site == site)
+            .min_by_key(|n| (n.participants + n.viewers, n.id.clone()))
+            .map(|n| n.url.clone())
     }
 
     /// The nodes registered now.

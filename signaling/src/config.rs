@@ -274,6 +274,65 @@ pub struct ClusterConfig {
     pub url: Option<String>,
     /// Seconds between heartbeats; a node silent for three is taken for dead.
     pub heartbeat_secs: u64,
+    /// Which site a viewer is at, by the subnet they come from:
+    /// `"10.20.0.0/16" = "kita"`. A viewer may also say `?site=kita`.
+    pub subnets: std::collections::HashMap<String, String>,
+    /// PEM CA certificate(s) the other nodes' HTTPS certificates chain to
+    /// (for relaying broadcasts between `https://` nodes).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ClusterConfig {
+    /// The site of a client at `ip` by `subnets` (longest prefix wins).
+    pub fn site_of(&self, ip: IpAddr) -> Option<&str> {
+        self.subnets
+            .iter()
+            .filter_map(|(net, site)| {
+                let (base, bits) = parse_cidr(net).ok()?;
+                in_subnet(ip, base, bits).then_some((bits, site.as_str()))
+            })
+            .max_by_key(|(bits, _)| *bits)
+            .map(|(_, site)| site)
+    }
+}
+
+/// `10.20.0.0/16` → (address, prefix length).
+pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, bits) = s.split_once('/').unwrap_or((s, ""));
+    let addr: IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s}: not an address/prefix"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = if bits.is_empty() {
+        max
+    } else {
+        bits.trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("{s}: the prefix length must be 0..={max}"))?
+    };
+    Ok((addr, bits))
+}
+
+/// Whether `ip` is in `base/bits` (an IPv4-mapped IPv6 address counts as IPv4).
+pub fn in_subnet(ip: IpAddr, base: IpAddr, bits: u8) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (ip, base) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
 }
 
 impl Default for ClusterConfig {
@@ -284,6 +343,8 @@ impl Default for ClusterConfig {
             site: "main".into(),
             url: None,
             heartbeat_secs: 5,
+            subnets: Default::default(),
+            ca_file: None,
         }
     }
 }
@@ -530,6 +591,14 @@ impl Config {
                 .is_some_and(|n| sfu::room::validate_name(n).is_err())
             {
                 return bad("cluster.node_id: letters, digits, - _ . only");
+            }
+            for (net, site) in &self.cluster.subnets {
+                if let Err(e) = parse_cidr(net) {
+                    return bad(&format!("cluster.subnets: {e}"));
+                }
+                if sfu::room::validate_name(site).is_err() {
+                    return bad("cluster.subnets: a site name is letters, digits, - _ . only");
+                }
             }
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {

@@ -197,7 +197,8 @@ pub async fn authenticate(
 }
 
 /// A TLS client trusting the office CA in `ca` (PEM).
-fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+/// TLS client settings trusting only the CA in `ca` (PEM).
+pub fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
     let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile_certs(&pem)? {

@@ -100,6 +100,8 @@ pub struct AppState {
     pub login_failures: crate::ratelimit::RateLimiter,
     /// The cluster (Redis), when configured.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Broadcasts relayed here from their origin node.
+    pub relays: crate::relay::Relays,
 }
 
 impl AppState {
@@ -293,9 +295,83 @@ async fn meeting(
 async fn watch_page(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     uri: axum::http::Uri,
 ) -> Response {
-    homed_page(&state, &room, &uri, "watch.html").await
+    match viewer_route(&state, &room, &uri, peer.ip(), "page").await {
+        ViewerRoute::Redirect(r) => r,
+        ViewerRoute::Relay(origin) => {
+            // The relay starts while the page loads: its first status poll finds it live.
+            crate::relay::Relays::ensure(&state, &room, &origin, std::time::Duration::ZERO).await;
+            room_page(&state, &room, "watch.html")
+        }
+        ViewerRoute::Serve => room_page(&state, &room, "watch.html"),
+    }
+}
+
+/// How a viewer's request (the viewer page, its status, a WHEP offer) is served.
+pub enum ViewerRoute {
+    /// Here: this node is the room's home, or nobody is.
+    Serve,
+    /// Here, relayed from the room's home at this base URL.
+    Relay(String),
+    /// At a node of the viewer's site (a 307).
+    Redirect(Response),
+}
+
+/// Where a viewer is served in cluster mode: at a node of their site
+/// (`?site=`, else `cluster.subnets` by their address, else this node's
+/// site), relaying from the room's home when that is another node. A relay
+/// from another node (`?relay=`) and a page that fled a dead node
+/// (`?failover=1`) are served here.
+pub async fn viewer_route(
+    state: &AppState,
+    room: &str,
+    uri: &axum::http::Uri,
+    ip: std::net::IpAddr,
+    kind: &str,
+) -> ViewerRoute {
+    let Some(cluster) = state.cluster.as_ref() else {
+        return ViewerRoute::Serve;
+    };
+    if sfu::room::validate_name(room).is_err() {
+        return ViewerRoute::Serve;
+    }
+    let query = uri.query().unwrap_or("");
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+    };
+    if param("relay").is_some() {
+        return ViewerRoute::Serve;
+    }
+    if param("failover") != Some("1") {
+        let site = param("site")
+            .filter(|s| sfu::room::validate_name(s).is_ok())
+            .or_else(|| state.config.cluster.site_of(ip))
+            .unwrap_or(cluster.site());
+        if site != cluster.site()
+            && let Some(url) = cluster.node_at(site)
+        {
+            state
+                .metrics
+                .cluster_redirects
+                .with_label_values(&[kind])
+                .inc();
+            let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+            let to = crate::cluster::redirect_url(&url, path);
+            let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            return ViewerRoute::Redirect(res);
+        }
+    }
+    match cluster.home(room).await {
+        crate::cluster::Route::Here => ViewerRoute::Serve,
+        crate::cluster::Route::There { url, .. } => ViewerRoute::Relay(url),
+    }
 }
 
 /// A room's page, from the room's home node (a 307 there in cluster mode).

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
 pub mod recording;
+pub mod relay;
 pub mod sdp_http;
 pub mod tls;
 pub mod watch;

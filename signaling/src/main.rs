@@ -351,6 +351,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         offer_rate: kaigi::ratelimit::RateLimiter::new(cfg_limits.1),
         login_failures: kaigi::ratelimit::RateLimiter::new(cfg_limits.2),
         cluster: kaigi::cluster::Cluster::new(&cluster_cfg).map(Arc::new),
+        relays: Default::default(),
     });
     let app = http::router(state.clone());
     let signal_state = state.clone();

@@ -63,6 +63,14 @@ pub struct Metrics {
     pub cluster_redirects: IntCounterVec,
     /// Publish offers refused for carrying too many tracks, by endpoint.
     pub too_many_tracks: IntCounterVec,
+    /// Broadcasts relayed to this node from their origin now.
+    pub relays: IntGauge,
+    /// Relays that could not start, by reason.
+    pub relay_failures: IntCounterVec,
+    /// Media bytes (RTP payload and header) relayed into local rooms.
+    pub relay_bytes: IntCounter,
+    /// Keyframe requests a relay sent up to its origin.
+    pub relay_keyframe_requests: IntCounter,
     /// Participants per room (rooms are bounded by `limits.max_rooms`).
     room_participants: IntGaugeVec,
     /// WHEP viewers per room.
@@ -231,6 +239,27 @@ impl Metrics {
                 "Requests sent to their room's home node, by kind (ws, page, whip, whep)",
                 &["kind"],
             ),
+            relays: gauge(
+                &r,
+                "kaigi_relays",
+                "Broadcasts relayed to this node from their origin node now",
+            ),
+            relay_failures: counter_vec(
+                &r,
+                "kaigi_relay_failures_total",
+                "Relays that could not start, by reason (not_live, unreachable, refused, local, config, internal)",
+                &["reason"],
+            ),
+            relay_bytes: counter(
+                &r,
+                "kaigi_relay_bytes_total",
+                "RTP bytes relayed from origin nodes into this node's rooms",
+            ),
+            relay_keyframe_requests: counter(
+                &r,
+                "kaigi_relay_keyframe_requests_total",
+                "Keyframe requests relays sent up to their origin node",
+            ),
             logins: counter_vec(
                 &r,
                 "kaigi_logins_total",
@@ -275,8 +304,12 @@ impl Metrics {
     /// Creates the common label values at zero, so that a fresh server's
     /// families are there for dashboards and `rate()` from the start.
     fn touch_known_labels(&self) {
-        let vecs: [(&IntCounterVec, &[&str]); 8] = [
+        let vecs: [(&IntCounterVec, &[&str]); 9] = [
             (&self.cluster_redirects, &["ws", "page", "whip", "whep"]),
+            (
+                &self.relay_failures,
+                &["not_live", "unreachable", "refused", "local"],
+            ),
             (
                 &self.joins,
                 &[

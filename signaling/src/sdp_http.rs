@@ -75,7 +75,16 @@ pub async fn post<E: Endpoint>(
         return too_many(wait);
     }
     // A 307 keeps the method and body: the encoder or player posts again there.
-    if let Some(r) = crate::http::elsewhere(&state, &room, &uri, E::KIND).await {
+    if E::KIND == "whep" {
+        use crate::http::ViewerRoute;
+        match crate::http::viewer_route(&state, &room, &uri, peer.ip(), E::KIND).await {
+            ViewerRoute::Redirect(r) => return r,
+            ViewerRoute::Relay(origin) => {
+                crate::relay::Relays::ensure(&state, &room, &origin, RELAY_WAIT).await;
+            }
+            ViewerRoute::Serve => {}
+        }
+    } else if let Some(r) = crate::http::elsewhere(&state, &room, &uri, E::KIND).await {
         return r;
     }
     match E::offer(&state, &room, &headers, &body, peer.ip()).await {
@@ -110,6 +119,9 @@ pub async fn on_patch<E: Endpoint>(
     patch(E::sessions(&state), &room, &resource, &headers, &body)
 }
 
+/// How long a WHEP offer at an edge waits for the broadcast's relay to start.
+const RELAY_WAIT: Duration = Duration::from_secs(6);
+
 /// Largest offer accepted (a real one is a few KiB).
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 /// How long the media server may take to answer.
@@ -143,6 +155,11 @@ impl Refusal {
             result,
             reason: reason.into(),
         }
+    }
+
+    /// What the client is told.
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 
     /// The response (with a Bearer challenge on 401), counted in `counter`.

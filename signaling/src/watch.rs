@@ -18,6 +18,8 @@ use crate::http::AppState;
 pub async fn status(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = sfu::room::validate_name(&room) {
@@ -25,6 +27,13 @@ pub async fn status(
     }
     if let Err(r) = crate::whep::authorize(&state, &room, &headers, None) {
         return r.respond(&state.metrics.whep_requests);
+    }
+    // At an edge, a broadcast homed elsewhere is live once its relay is: the
+    // first poll starts it (one request to the origin, however many poll).
+    if let crate::http::ViewerRoute::Relay(origin) =
+        crate::http::viewer_route(&state, &room, &uri, peer.ip(), "page").await
+    {
+        crate::relay::Relays::ensure(&state, &room, &origin, std::time::Duration::ZERO).await;
     }
     let live = state.sfu.control(|e| e.broadcast_source(&room)).is_some();
     // The page asks for a password before it tries to watch a password room.
