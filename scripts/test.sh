@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kaigi's one test command: formatting, lints, unit tests, release build, end-to-end browser tests
-# (UDP and ICE-TCP), load smoke, interop tests and a short run of every fuzz target.
+# (UDP and ICE-TCP), load smoke, interop tests, the cluster over shaped WAN links and a short run of
+# every fuzz target.
 #
 #   sudo ./scripts/test.sh        (or as root: ./scripts/test.sh)
 #
@@ -196,6 +197,8 @@ step "e2e: 3 browsers over ICE-TCP (UDP blocked)" bash tests/e2e/run.sh tcp
 step "load smoke: 20 viewers of real rtc peers (private network namespace)" bash tests/load/run.sh 20
 step "interop: aiortc, FFmpeg, GStreamer, recordings (private network namespace)" \
   unshare -n bash -c 'ip link set lo up; exec bash tests/interop/run.sh'
+step "cluster: a broadcast relayed to branch offices over shaped links, an edge killed, Redis stopped (own network namespaces)" \
+  bash tests/cluster/wan.sh
 step "fuzz: every parser kaigi owns, ${KAIGI_FUZZ_SECS:-15} s each" fuzz_all
 
 echo

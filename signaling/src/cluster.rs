@@ -251,14 +251,16 @@ impl Cluster {
         &self.site
     }
 
-    /// Another live node of `site` (the least loaded at the last heartbeat).
-    pub fn node_at(&self, site: &str) -> Option<String> {
+    /// The live node of `site` that serves `room`'s viewers there: the same
+    /// one for every viewer of the room (rendezvous hashing), so that the
+    /// site's WAN link carries the room once; rooms spread over the site's nodes.
+    pub fn node_at(&self, site: &str, room: &str) -> Option<String> {
         self.others
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|n| n.site == site)
-            .min_by_key(|n| (n.participants + n.viewers, n.id.clone()))
+            .max_by_key(|n| rendezvous(room, &n.id))
             .map(|n| n.url.clone())
     }
 
@@ -371,8 +373,13 @@ impl Cluster {
                 }
             }
         }
-        // Rooms opened here while Redis was away: record them now.
-        for room in live.iter().filter(|r| !homed.contains(*r)) {
+        // Rooms opened here while Redis was away: record them now. (Not the
+        // rooms relayed here: their home is their origin.)
+        let relayed: HashSet<String> = state.relays.running().into_iter().map(|(r, _)| r).collect();
+        for room in live
+            .iter()
+            .filter(|r| !homed.contains(*r) && !relayed.contains(*r))
+        {
             if let Route::There { node, .. } = self.route(room).await {
                 warn!(room, other = %node, "a room opened here while Redis was away is homed on another node");
                 state.metrics.cluster_conflicts.inc();
@@ -387,12 +394,25 @@ impl Cluster {
     /// Where a client goes if this node stops answering: the other live
     /// nodes at the last heartbeat, this node's site first.
     pub fn fallbacks(&self) -> Vec<String> {
+        self.fallbacks_via(None)
+    }
+
+    /// [`Cluster::fallbacks`] for a viewer of a broadcast relayed from
+    /// `origin`: after this site's nodes, the origin (a branch office may
+    /// not reach the others).
+    pub fn fallbacks_via(&self, origin: Option<&str>) -> Vec<String> {
         let mut others = self
             .others
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        others.sort_by_key(|n| (n.site != self.site, n.participants + n.viewers));
+        others.sort_by_key(|n| {
+            (
+                n.site != self.site,
+                Some(n.url.as_str()) != origin,
+                n.participants + n.viewers,
+            )
+        });
         others.into_iter().map(|n| n.url).collect()
     }
 
@@ -432,6 +452,19 @@ impl Cluster {
     }
 }
 
+/// A room's weight on a node (FNV-1a of both): the node with the highest serves it.
+fn rendezvous(room: &str, node: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in room.bytes().chain([0]).chain(node.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly for short keys: finish with a multiply-xorshift.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
 /// The host name, for a node id.
 fn host_name() -> String {
     std::fs::read_to_string("/etc/hostname")
@@ -444,4 +477,43 @@ fn host_name() -> String {
 /// The same path (and query) on `base`, another node.
 pub fn redirect_url(base: &str, path_and_query: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), path_and_query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_spread_over_a_sites_nodes_and_stay_put() {
+        let nodes = ["edge-1", "edge-2", "edge-3"];
+        let pick = |room: &str| {
+            *nodes
+                .iter()
+                .max_by_key(|n| rendezvous(room, n))
+                .expect("nodes")
+        };
+        let mut per_node = std::collections::HashMap::new();
+        for i in 0..300 {
+            let room = format!("room-{i}");
+            assert_eq!(pick(&room), pick(&room));
+            *per_node.entry(pick(&room)).or_insert(0) += 1;
+        }
+        // Each of three nodes gets a fair share (expected 100 each).
+        assert!(
+            per_node.values().all(|&n| (60..=140).contains(&n)),
+            "{per_node:?}"
+        );
+        // A node leaving moves only its own rooms.
+        for i in 0..300 {
+            let room = format!("room-{i}");
+            let before = pick(&room);
+            let after = *nodes[..2]
+                .iter()
+                .max_by_key(|n| rendezvous(&room, n))
+                .expect("nodes");
+            if before != "edge-3" {
+                assert_eq!(before, after);
+            }
+        }
+    }
 }

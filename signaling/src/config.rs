@@ -713,6 +713,29 @@ mod tests {
     }
 
     #[test]
+    fn sites_are_found_by_subnet_longest_prefix_first() {
+        let c = ClusterConfig {
+            subnets: [
+                ("10.20.0.0/16".to_owned(), "kita".to_owned()),
+                ("10.20.5.0/24".to_owned(), "kita-annex".to_owned()),
+                ("fd00:1::/32".to_owned(), "minami".to_owned()),
+            ]
+            .into(),
+            ..ClusterConfig::default()
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(c.site_of(ip("10.20.1.9")), Some("kita"));
+        assert_eq!(c.site_of(ip("10.20.5.9")), Some("kita-annex"));
+        assert_eq!(c.site_of(ip("::ffff:10.20.1.9")), Some("kita"));
+        assert_eq!(c.site_of(ip("fd00:1:2::3")), Some("minami"));
+        assert_eq!(c.site_of(ip("10.21.0.1")), None);
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+        assert!(parse_cidr("10.0.0/8").is_err());
+        assert_eq!(parse_cidr("10.0.0.1").unwrap().1, 32);
+        assert!(in_subnet(ip("1.2.3.4"), ip("0.0.0.0"), 0));
+    }
+
+    #[test]
     fn bad_room_rules_are_explained() {
         for (text, needle) in [
             ("[rooms.a]\naccess = \"password\"\n", "needs a password"),

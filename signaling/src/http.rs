@@ -352,7 +352,7 @@ pub async fn viewer_route(
             .or_else(|| state.config.cluster.site_of(ip))
             .unwrap_or(cluster.site());
         if site != cluster.site()
-            && let Some(url) = cluster.node_at(site)
+            && let Some(url) = cluster.node_at(site, room)
         {
             state
                 .metrics

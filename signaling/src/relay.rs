@@ -69,6 +69,11 @@ const TOKEN_SECS: u64 = 120;
 /// Name of the relayed source in the edge's room.
 const SOURCE_NAME: &str = "中継 / Relay";
 
+/// A relay carries audio.
+const AUDIO: u8 = 1;
+/// A relay carries video.
+const VIDEO: u8 = 2;
+
 /// The relays of this node, by room.
 #[derive(Default)]
 pub struct Relays {
@@ -84,6 +89,8 @@ pub struct Relay {
     stop: AtomicBool,
     /// Media flows from the origin into the local room.
     live: AtomicBool,
+    /// What it carries: [`AUDIO`] | [`VIDEO`].
+    kinds: std::sync::atomic::AtomicU8,
     /// It ended (or never started); `ended` says when.
     done: AtomicBool,
     ended: Mutex<Option<Instant>>,
@@ -128,6 +135,7 @@ impl Relays {
                         origin: origin.to_owned(),
                         stop: AtomicBool::new(false),
                         live: AtomicBool::new(false),
+                        kinds: Default::default(),
                         done: AtomicBool::new(false),
                         ended: Mutex::new(None),
                         changed: tokio::sync::Notify::new(),
@@ -142,8 +150,19 @@ impl Relays {
         loop {
             let changed = relay.changed.notified();
             if relay.live.load(Ordering::SeqCst) {
-                // The local room shows the tracks once their first packets are in.
-                while state.sfu.control(|e| e.broadcast_source(room)).is_none() {
+                // The local room shows the tracks once their first packets are
+                // in: a viewer answered before the video is would get sound only.
+                let want = relay.kinds.load(Ordering::SeqCst);
+                let ready = || {
+                    state
+                        .sfu
+                        .control(|e| e.broadcast_source(room))
+                        .is_some_and(|b| {
+                            (want & AUDIO == 0 || b.audio.is_some())
+                                && (want & VIDEO == 0 || b.video.is_some())
+                        })
+                };
+                while !ready() {
                     if tokio::time::Instant::now() >= until || relay.done.load(Ordering::SeqCst) {
                         return false;
                     }
@@ -426,8 +445,13 @@ async fn connect(state: &Arc<AppState>, relay: &Relay) -> Result<Link, StartErro
             video: c.video,
             ssrc,
             pt: 0,
+            seq: Renumber::default(),
         });
     }
+    let kinds = outs
+        .iter()
+        .fold(0, |k, o| k | if o.video { VIDEO } else { AUDIO });
+    relay.kinds.store(kinds, Ordering::SeqCst);
     if outs.is_empty() {
         return Err(fail("refused")(anyhow!(
             "the origin's answer carries no media"
@@ -528,6 +552,39 @@ struct Out {
     video: bool,
     ssrc: u32,
     pt: u8,
+    seq: Renumber,
+}
+
+/// Sequence numbers without the packets left out (padding): each packet's
+/// number less the number of those left out before it, so that a
+/// retransmission arriving late still gets the number it had.
+#[derive(Default)]
+struct Renumber {
+    /// The latest numbers left out.
+    skipped: std::collections::VecDeque<u16>,
+    /// How many more were left out before those.
+    older: u16,
+}
+
+impl Renumber {
+    const KEEP: usize = 512;
+
+    fn skip(&mut self, seq: u16) {
+        if self.skipped.len() == Self::KEEP {
+            self.skipped.pop_front();
+            self.older = self.older.wrapping_add(1);
+        }
+        self.skipped.push_back(seq);
+    }
+
+    fn map(&self, seq: u16) -> u16 {
+        let before = self
+            .skipped
+            .iter()
+            .filter(|&&s| (seq.wrapping_sub(s) as i16) > 0)
+            .count() as u16;
+        seq.wrapping_sub(self.older.wrapping_add(before))
+    }
 }
 
 /// The media loop of one relay: one UDP socket, both legs (told apart by
@@ -550,6 +607,7 @@ impl Pump {
         let mut buf = vec![0u8; 2048];
         let (mut up_ok, mut down_ok) = (false, false);
         let mut keyframe_asked: Option<Instant> = None;
+        let mut wants_keyframe = false;
         loop {
             if relay.stop.load(Ordering::SeqCst) {
                 let _ = self.up.close();
@@ -613,12 +671,20 @@ impl Pump {
                 let Some(&(video, _, _)) = self.kinds.get(&track) else {
                     continue;
                 };
-                let Some(out) = self.outs.iter().find(|o| o.video == video) else {
+                let Some(out) = self.outs.iter_mut().find(|o| o.video == video) else {
                     continue;
                 };
                 if !down_ok {
                     continue;
                 }
+                // The origin's bandwidth probes (padding only) stop here: the
+                // local leg needs no probing, and its sequence numbers close up.
+                if p.payload.is_empty() {
+                    out.seq.skip(p.header.sequence_number);
+                    continue;
+                }
+                p.header.sequence_number = out.seq.map(p.header.sequence_number);
+                p.header.padding = false;
                 p.header.ssrc = out.ssrc;
                 p.header.payload_type = out.pt;
                 p.header.extension = false;
@@ -634,7 +700,6 @@ impl Pump {
                     }
                 }
             }
-            let mut wants_keyframe = false;
             while let Some(TaggedRTCMessage { message, .. }) = self.down.poll_read() {
                 if let RTCMessage::RtcpPacket(_, packets) = message {
                     wants_keyframe |= packets.iter().any(|p| {
@@ -652,6 +717,7 @@ impl Pump {
                 self.ask_keyframe(now);
                 metrics.relay_keyframe_requests.inc();
             }
+            wants_keyframe = false;
             self.flush()?;
             let next = [self.up.poll_timeout(), self.down.poll_timeout()]
                 .into_iter()
@@ -665,6 +731,11 @@ impl Pump {
             match self.sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let to_down = self.down_addrs.contains(&from);
+                    // The local media server asking for a keyframe: SRTCP leaves the
+                    // first header of a compound clear, and kaigi's requests head theirs.
+                    if to_down && is_keyframe_request(&buf[..n]) {
+                        wants_keyframe = true;
+                    }
                     let pc = if to_down {
                         &mut self.down
                     } else {
@@ -727,6 +798,12 @@ impl Pump {
             }
         }
     }
+}
+
+/// Whether an (S)RTCP datagram starts with a picture loss indication or a
+/// full intra request.
+fn is_keyframe_request(d: &[u8]) -> bool {
+    d.len() >= 12 && d[0] >> 6 == 2 && d[1] == 206 && matches!(d[0] & 0x1f, 1 | 4)
 }
 
 /// A client peer connection. The upstream one reports losses (NACK),
@@ -1047,6 +1124,42 @@ mod tests {
         assert!(c[1].fmtp.contains("packetization-mode=1"));
         assert!(answer_codecs("v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n").is_empty());
         assert!(answer_codecs("garbage").is_empty());
+    }
+
+    #[test]
+    fn padding_left_out_closes_up_the_numbers() {
+        let mut r = Renumber::default();
+        assert_eq!(r.map(100), 100);
+        r.skip(101);
+        r.skip(102);
+        assert_eq!(r.map(103), 101);
+        // A retransmission of a packet from before the gap keeps its number.
+        assert_eq!(r.map(100), 100);
+        // Across the wrap.
+        let mut r = Renumber::default();
+        r.skip(65535);
+        assert_eq!(r.map(0), 65535);
+        assert_eq!(r.map(65534), 65534);
+        // Many skipped: the oldest are counted, not kept.
+        let mut r = Renumber::default();
+        for s in 0..2000u16 {
+            r.skip(s);
+        }
+        assert_eq!(r.map(2000), 0);
+    }
+
+    #[test]
+    fn keyframe_requests_are_seen_through_srtcp() {
+        // PLI: V=2, FMT=1, PT=206, length 2, sender and media SSRCs (+ SRTCP trailer).
+        let pli = [0x81, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0x80, 0, 0, 1];
+        assert!(is_keyframe_request(&pli));
+        let fir = [0x84, 206, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert!(is_keyframe_request(&fir));
+        let remb = [0x8f, 206, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert!(!is_keyframe_request(&remb));
+        let rr = [0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2];
+        assert!(!is_keyframe_request(&rr));
+        assert!(!is_keyframe_request(&pli[..8]));
     }
 
     #[test]

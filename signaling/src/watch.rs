@@ -30,18 +30,20 @@ pub async fn status(
     }
     // At an edge, a broadcast homed elsewhere is live once its relay is: the
     // first poll starts it (one request to the origin, however many poll).
-    if let crate::http::ViewerRoute::Relay(origin) =
-        crate::http::viewer_route(&state, &room, &uri, peer.ip(), "page").await
-    {
-        crate::relay::Relays::ensure(&state, &room, &origin, std::time::Duration::ZERO).await;
-    }
+    let origin = match crate::http::viewer_route(&state, &room, &uri, peer.ip(), "page").await {
+        crate::http::ViewerRoute::Relay(origin) => {
+            crate::relay::Relays::ensure(&state, &room, &origin, std::time::Duration::ZERO).await;
+            Some(origin)
+        }
+        _ => None,
+    };
     let live = state.sfu.control(|e| e.broadcast_source(&room)).is_some();
     // The page asks for a password before it tries to watch a password room.
     let access = state.config.room_access(&room).0.as_str();
     let mut body = serde_json::json!({ "live": live, "access": access });
     // Cluster mode: where the page goes on watching if this node stops answering.
     if let Some(c) = &state.cluster {
-        body["nodes"] = c.fallbacks().into();
+        body["nodes"] = c.fallbacks_via(origin.as_deref()).into();
     }
     let mut res = Json(body).into_response();
     res.headers_mut()
