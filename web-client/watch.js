@@ -30,11 +30,18 @@ const ICE_WAIT_MS = 2000;
 const SECOND_STALL_MS = 2000;
 /** A connection that stays "disconnected" this long is replaced. */
 const DISCONNECTED_MS = 5000;
+/** In cluster mode: no new picture or sound for this long, and the node does not
+ * answer within FAILOVER_ASK_MS either: the page goes on at another node. */
+const FAILOVER_STALL_MS = 1500;
+const FAILOVER_ASK_MS = 1000;
 
 /** @typedef {'idle' | 'waiting' | 'connecting' | 'playing' | 'ended' | 'retrying' | 'unauthorized'} State */
 
 const room = decodeURIComponent(location.pathname.split('/')[2] || '');
 const token = tokenFromUrl();
+/** This page fled a dead node: its requests say so, so that this node serves them (and does
+ * not send them to a node of the viewer's site the registry may still name). */
+const failoverQuery = new URLSearchParams(location.search).get('failover') === '1' ? '?failover=1' : '';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ui = {
@@ -70,11 +77,15 @@ const app = {
   timer: undefined,
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   disconnectTimer: undefined,
-  /** Media progress (frames decoded + audio samples) at the last check, and when it last grew. */
+  /** Media progress (packets received) at the last check, and when it last grew. */
   progress: 0,
   progressAt: 0,
   /** The room has a password (the status says so): it goes as the bearer. */
   needsPassword: false,
+  /** Cluster mode: where to go on watching if this node stops answering (its site's first). @type {string[]} */
+  nodes: [],
+  /** A failover is under way (the page is being replaced). */
+  leaving: false,
 };
 
 /** A token from `?token=` or `#token=`, if the link carries one. */
@@ -128,11 +139,16 @@ function schedule(ms, fn = tick) {
 }
 
 /** @returns {Promise<'live' | 'off' | 'unauthorized'>} */
-async function fetchStatus() {
-  const res = await fetch(`/watch/${encodeURIComponent(room)}/status`, { headers: authHeaders(), cache: 'no-store' });
+async function fetchStatus(timeoutMs = 0) {
+  const res = await fetch(`/watch/${encodeURIComponent(room)}/status${failoverQuery}`, {
+    headers: authHeaders(),
+    cache: 'no-store',
+    signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined,
+  });
   if (res.status === 401) return 'unauthorized';
   if (!res.ok) throw new Error(`status ${res.status}`);
   const body = await res.json();
+  if (Array.isArray(body?.nodes)) app.nodes = body.nodes.filter((/** @type {unknown} */ n) => typeof n === 'string');
   app.needsPassword = !token && body?.access === 'password';
   ui.passwordRow.hidden = !app.needsPassword || app.state === 'playing';
   return body && body.live ? 'live' : 'off';
@@ -144,8 +160,9 @@ async function tick() {
   try {
     status = await fetchStatus();
   } catch {
-    // The server is unreachable: say so only if we were playing.
-    if (app.state === 'playing') return retry();
+    // The server is unreachable: say so only if we were playing (and go on at another
+    // node, in cluster mode).
+    if (app.state === 'playing') return failover() || retry();
     return schedule(POLL_WAITING_MS);
   }
   if (status === 'unauthorized') {
@@ -186,7 +203,8 @@ async function stalled() {
   let progress = 0;
   const stats = await pc.getStats();
   stats.forEach((s) => {
-    if (s.type === 'inbound-rtp') progress += (s.framesDecoded || 0) + (s.totalSamplesReceived || 0);
+    // Packets, not samples: a silent link still "receives" concealment samples.
+    if (s.type === 'inbound-rtp') progress += s.packetsReceived || 0;
   });
   const now = Date.now();
   if (progress > app.progress) {
@@ -244,7 +262,10 @@ async function connect() {
   pc.addEventListener('connectionstatechange', () => {
     if (app.pc !== pc) return;
     clearTimeout(app.disconnectTimer);
-    if (pc.connectionState === 'failed') retry();
+    if (pc.connectionState === 'failed') {
+      fetchStatus(FAILOVER_ASK_MS).then(() => retry(), () => failover() || retry());
+      return;
+    }
     if (pc.connectionState === 'disconnected') {
       app.disconnectTimer = setTimeout(() => {
         if (app.pc === pc && pc.connectionState !== 'connected') retry();
@@ -254,7 +275,7 @@ async function connect() {
   try {
     await pc.setLocalDescription(await pc.createOffer());
     await iceGathered(pc, ICE_WAIT_MS);
-    const res = await fetch(`/whep/${encodeURIComponent(room)}`, {
+    const res = await fetch(`/whep/${encodeURIComponent(room)}${failoverQuery}`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/sdp', ...authHeaders() },
       body: pc.localDescription?.sdp ?? '',
@@ -339,9 +360,55 @@ function retry() {
       setState('ended', 'watch.ended');
       return schedule(POLL_WAITING_MS);
     } catch {
+      if (failover()) return undefined;
       return retry();
     }
   });
+}
+
+/**
+ * Cluster mode, this node unreachable: the page goes on at the next node
+ * (its site's first), which relays the broadcast or is its origin; the
+ * token and a typed password go along, in the fragment (never sent). Whether
+ * it left.
+ */
+function failover() {
+  const next = app.nodes[0];
+  if (!next || app.leaving) return app.leaving;
+  app.leaving = true;
+  teardown();
+  setState('retrying', 'watch.retrying');
+  const url = new URL(`/watch/${encodeURIComponent(room)}`, next);
+  url.searchParams.set('failover', '1');
+  const carry = new URLSearchParams({ play: '1' });
+  if (token) carry.set('token', token);
+  if (app.needsPassword && ui.passwordInput.value) carry.set('password', ui.passwordInput.value);
+  url.hash = carry.toString();
+  location.replace(url.href);
+  return true;
+}
+
+/** While playing (cluster mode): no progress for a moment and the node silent → failover. */
+async function watchdog() {
+  if (app.state !== 'playing' || !app.nodes.length || app.leaving || !app.pc) return;
+  const stats = await app.pc.getStats();
+  let progress = 0;
+  stats.forEach((s) => {
+    // Packets, not samples: a silent link still "receives" concealment samples.
+    if (s.type === 'inbound-rtp') progress += s.packetsReceived || 0;
+  });
+  const now = Date.now();
+  if (progress > app.progress) {
+    app.progress = progress;
+    app.progressAt = now;
+    return;
+  }
+  if (now - app.progressAt < FAILOVER_STALL_MS) return;
+  try {
+    await fetchStatus(FAILOVER_ASK_MS);
+  } catch {
+    failover();
+  }
 }
 
 /** Closes the connection and ends the WHEP session. */
@@ -433,7 +500,24 @@ bindLanguageSelect(/** @type {HTMLSelectElement} */ ($('lang')));
 applyIcons();
 ui.roomName.textContent = room;
 setState('idle', 'watch.checking');
-tick();
+setInterval(() => { watchdog().catch(() => {}); }, 500);
+{
+  // A page that fled a dead node goes on playing here (sound may need a click: the
+  // browser's autoplay rule; the mute button says so).
+  const carried = new URLSearchParams(location.hash.slice(1));
+  if (carried.get('play') === '1') {
+    const password = carried.get('password');
+    if (password) {
+      app.needsPassword = true;
+      ui.passwordInput.value = password;
+    }
+    // The password leaves the address bar; the token stays where links put it.
+    history.replaceState(null, '', location.pathname + location.search + (token ? `#token=${encodeURIComponent(token)}` : ''));
+    start();
+  } else {
+    tick();
+  }
+}
 
 // For tests and for people debugging a viewer in the browser console.
 Object.defineProperty(window, 'kaigiWatch', {

@@ -18,6 +18,9 @@ use crate::http::AppState;
 use crate::protocol::ServerMsg;
 use crate::sdp_http::{self, Refusal};
 
+/// How long an offer waits for a broadcast with sound only to get its picture.
+const VIDEO_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Whether a viewer may watch `room`: by the room's access rule, as for
 /// joining a meeting. The bearer is a join token (any role) or, for a
 /// password room, the password; a signed-in member of staff brings their
@@ -112,6 +115,17 @@ async fn watch(
             "not_live",
             "nothing is being broadcast in this room yet; try again when it starts",
         ));
+    }
+    // A presenter's sound arrives a moment before their picture: an answer made in
+    // between would carry no video for the whole session (it is never renegotiated).
+    let started = tokio::time::Instant::now();
+    while state
+        .sfu
+        .control(|e| e.broadcast_source(room))
+        .is_some_and(|b| b.video.is_none())
+        && started.elapsed() < VIDEO_WAIT
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let id = state
         .sfu

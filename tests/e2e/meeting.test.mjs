@@ -1714,20 +1714,25 @@ test('simulcast: a subscriber on a slow link gets the low layer, and the high on
   }
 });
 
-test('cluster: a meeting on a node that dies moves to another node by itself', { timeout: ms(180_000), skip: (MODE === 'tcp' && 'covered by the udp run') || (!process.env.KAIGI_URL_B && 'no second node (run.sh starts one over UDP)') }, async () => {
+test('cluster: a meeting on a node that dies moves to another node by itself; its broadcast viewers too', { timeout: ms(240_000), skip: (MODE === 'tcp' && 'covered by the udp run') || (!process.env.KAIGI_URL_B && 'no second node (run.sh starts one over UDP)') }, async () => {
   // run.sh: this server (node A) and node B share Redis; heartbeats every second, so a node is
-  // taken for dead 3 s after its last one.
+  // taken for dead 3 s after its last one. A broadcast homed on A is watched through B (B
+  // relays it); when B dies its viewer goes on through A.
   const B = process.env.KAIGI_URL_B;
   const room = roomName('cluster');
+  const bRoom = roomName('relay');
   const x = new Participant('cx');
   const y = new Participant('cy');
-  const ps = [x, y];
+  const z = new Participant('cz');
+  const v = new Participant('cv');
+  const meet = [x, y];
+  const ps = [x, y, z, v];
   const r = (results.tests.cluster = { ok: false, room });
   let phase = 'launch';
   try {
     await Promise.all(ps.map((p) => p.launch()));
     phase = 'meet on B';
-    for (const p of ps) {
+    for (const p of meet) {
       await p.page.goto(`${B}/r/${room}`, { waitUntil: 'load', timeout: ms(30_000) });
       await p.join();
     }
@@ -1738,26 +1743,43 @@ test('cluster: a meeting on a node that dies moves to another node by itself', {
         .on('error', (e) => resolve([0, String(e)]));
     });
     assert.deepEqual(viaA, [307, `${B}/r/${room}`], 'node A sends the meeting page to its home, B');
+    phase = 'a broadcast on A, watched through B';
+    await z.open(bRoom);
+    await z.join();
+    await v.page.goto(`${B}/watch/${bRoom}`, { waitUntil: 'load', timeout: ms(30_000) });
+    await v.page.getByRole('button', { name: /視聴する|Watch/ }).click();
+    await until('the viewer at B plays the broadcast relayed from A', async () => {
+      const w = await v.page.evaluate(watchProbe);
+      return { ok: w.state === 'playing' && w.frames > 30 && w.audioPackets > 50, w, at: v.page.url() };
+    }, { timeout: ms(45_000) });
+    assert.equal(new URL(v.page.url()).origin, new URL(B).origin, 'the viewer is served by B, not sent to A');
     phase = 'kill B';
     process.kill(Number(process.env.KAIGI_PID_B), 'SIGKILL');
     const killed = Date.now();
     phase = 'rejoin on A';
     const origin = new URL(BASE).origin;
+    const vFrames = (await v.page.evaluate(watchProbe).catch(() => ({ frames: 0 }))).frames;
+    const viewerBack = until('the viewer watches again, through A', async () => {
+      const at = new URL(v.page.url()).origin;
+      const w = await v.page.evaluate(watchProbe).catch(() => null);
+      return { ok: at === origin && !!w && w.state === 'playing' && w.frames > 10, at, w, before: vFrames };
+    }, { timeout: ms(40_000), interval: 100 }).then(() => Date.now() - killed);
     await until('both pages are back in the meeting on node A', async () => {
-      const at = await Promise.all(ps.map(async (p) => ({ origin: new URL(p.page.url()).origin, state: await p.state().catch(() => null) })));
+      const at = await Promise.all(meet.map(async (p) => ({ origin: new URL(p.page.url()).origin, state: await p.state().catch(() => null) })));
       return { ok: at.every((a) => a.origin === origin && a.state === 'joined'), at };
     }, { timeout: ms(40_000), interval: 200 });
     const rejoinedMs = Date.now() - killed;
-    const base = await Promise.all(ps.map((p) => p.framesDecoded()));
+    const base = await Promise.all(meet.map((p) => p.framesDecoded()));
     await until('they see each other again, through A', async () => {
-      const f = await Promise.all(ps.map((p) => p.framesDecoded()));
+      const f = await Promise.all(meet.map((p) => p.framesDecoded()));
       return { ok: f[0] > base[0] + 20 && f[1] > base[1] + 20, f };
     }, { timeout: ms(30_000) });
     const mediaMs = Date.now() - killed;
     r.rejoinedMs = rejoinedMs;
     r.mediaMs = mediaMs;
+    r.viewerMs = await viewerBack;
     r.ok = true;
-    log(`cluster: node B killed; both pages rejoined on node A after ${(rejoinedMs / 1000).toFixed(1)} s, video again after ${(mediaMs / 1000).toFixed(1)} s (heartbeat 1 s, time to live 3 s)`);
+    log(`cluster: node B killed; both pages rejoined on node A after ${(rejoinedMs / 1000).toFixed(1)} s, video again after ${(mediaMs / 1000).toFixed(1)} s (heartbeat 1 s, time to live 3 s); the broadcast viewer watched again through A after ${(r.viewerMs / 1000).toFixed(1)} s`);
   } catch (err) {
     await dumpAll(`cluster-${phase.replace(/\W+/g, '-')}`, ps, err);
     throw err;

@@ -179,9 +179,23 @@ REDIS_PORT=${KAIGI_E2E_REDIS_PORT:-16379}
 if [ "$MODE" = udp ]; then
   /usr/bin/redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$ART/redis.log" 2>&1 &
   REDIS_PID=$!
+  # The nodes relay broadcasts to each other over HTTPS: one certificate from an "office CA"
+  # (made here with openssl) for both, the CA as cluster.ca_file, and one token secret.
+  PKI="$DATA/pki"
+  mkdir -p "$PKI"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.pem" \
+    -days 2 -subj "/CN=kaigi e2e office CA" -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign >/dev/null 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$PKI/node.key" -out "$PKI/node.csr" \
+    -subj "/CN=127.0.0.1" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$PKI/ext.cnf"
+  openssl x509 -req -in "$PKI/node.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -out "$PKI/node.pem" -days 2 -extfile "$PKI/ext.cnf" >/dev/null 2>&1 || die "openssl could not make the nodes' certificate"
+  SECRET="e2e-cluster-secret-$RANDOM$RANDOM$RANDOM$RANDOM"
   cluster_conf() { # NODE_ID HTTP_PORT
-    printf '[cluster]\nredis_url = "redis://127.0.0.1:%s/0"\nnode_id = "%s"\nurl = "https://127.0.0.1:%s"\nheartbeat_secs = 1\n' \
-      "$REDIS_PORT" "$1" "$2"
+    printf '[server]\ntls_cert = "%s"\ntls_key = "%s"\n[auth]\ntoken_secret = "%s"\n' "$PKI/node.pem" "$PKI/node.key" "$SECRET"
+    printf '[cluster]\nredis_url = "redis://127.0.0.1:%s/0"\nnode_id = "%s"\nurl = "https://127.0.0.1:%s"\nheartbeat_secs = 1\nca_file = "%s"\n' \
+      "$REDIS_PORT" "$1" "$2" "$PKI/ca.pem"
   }
   cluster_conf node-a "$HTTP_PORT" >>"$DATA/kaigi.toml"
   mkdir -p "$DATA/b"
