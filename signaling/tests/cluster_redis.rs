@@ -68,10 +68,16 @@ impl Drop for Redis {
 }
 
 fn node(id: &str, redis: u16) -> (Server, String) {
+    node_at(id, "honcho", redis)
+}
+
+fn node_at(id: &str, site: &str, redis: u16) -> (Server, String) {
     let (http, media) = (free_port(), free_port());
     let url = format!("http://127.0.0.1:{http}");
     let toml = format!(
-        "[cluster]\nredis_url = \"redis://127.0.0.1:{redis}/0\"\nnode_id = \"{id}\"\nsite = \"honcho\"\nurl = \"{url}\"\nheartbeat_secs = 1\n[admin]\napi_key = \"{ADMIN_KEY}\"\n"
+        "[auth]\ntoken_secret = \"cluster-test-secret-shared-0123456789\"\n\
+         [cluster]\nredis_url = \"redis://127.0.0.1:{redis}/0\"\nnode_id = \"{id}\"\nsite = \"{site}\"\nurl = \"{url}\"\nheartbeat_secs = 1\n\
+         [cluster.subnets]\n\"10.20.0.0/16\" = \"kita\"\n[admin]\napi_key = \"{ADMIN_KEY}\"\n"
     );
     (start_on(http, media, &toml, &[]), url)
 }
@@ -133,7 +139,7 @@ async fn rooms_are_homed_routed_and_taken_over() {
     assert_eq!(w["type"], "welcome", "{w}");
     assert_eq!(redis.get("kaigi:room:soumu"), "node-a");
 
-    // B sends everyone there: the socket, the meeting page, the viewer page, WHEP.
+    // B sends the meeting there: the socket and the meeting page.
     let (_, r) = join(b.http, "soumu", "Baba").await;
     assert_eq!(
         r,
@@ -145,23 +151,55 @@ async fn rooms_are_homed_routed_and_taken_over() {
         page.header("location"),
         Some(format!("{a_url}/r/soumu?token=abc").as_str())
     );
+    // Its viewers B serves itself, relaying from A: nothing is broadcast
+    // there, so the relay does not start (counted) and WHEP says not live.
     let watch = http_request(b.http, "GET", "/watch/soumu", &[], b"");
-    assert_eq!(
-        watch.header("location"),
-        Some(format!("{a_url}/watch/soumu").as_str())
-    );
+    assert_eq!(watch.status, 200);
     let whep = http_request(
         b.http,
         "POST",
         "/whep/soumu",
         &[("Content-Type", "application/sdp")],
+        b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+    );
+    assert_eq!(whep.status, 404, "{}", whep.body);
+    let m = http_get(b.http, "/metrics").unwrap_or_default();
+    assert!(
+        metric(&m, "kaigi_relay_failures_total{reason=\"not_live\"}") >= 1,
+        "{m}"
+    );
+    // A viewer asking about a room that is homed nowhere does not make it B's.
+    let status = http_request(b.http, "GET", "/watch/kokai/status", &[], b"");
+    assert_eq!(status.status, 200);
+    assert!(redis.get("kaigi:room:kokai").is_empty());
+    // A viewer of another site is sent to that site's node: by ?site=, and
+    // the WHEP offer too (a relay from another node is served where it asks).
+    let (_c, c_url) = node_at("node-c", "kita", redis.port);
+    within(5, "A knows C", async || {
+        http_request(a.http, "GET", "/watch/soumu?site=kita", &[], b"").status == 307
+    })
+    .await;
+    let to_c = http_request(a.http, "GET", "/watch/soumu?site=kita", &[], b"");
+    assert_eq!(
+        to_c.header("location"),
+        Some(format!("{c_url}/watch/soumu?site=kita").as_str())
+    );
+    let whep = http_request(
+        a.http,
+        "POST",
+        "/whep/soumu?site=kita",
+        &[("Content-Type", "application/sdp")],
         b"v=0\r\n",
     );
     assert_eq!(whep.status, 307);
-    assert_eq!(
-        whep.header("location"),
-        Some(format!("{a_url}/whep/soumu").as_str())
+    let relayed = http_request(
+        a.http,
+        "GET",
+        "/watch/soumu?site=kita&relay=node-c",
+        &[],
+        b"",
     );
+    assert_eq!(relayed.status, 200);
     // A room B opens is B's; A sends there.
     let (_b_room, w) = join(b.http, "jinji", "Baba").await;
     assert_eq!(w["type"], "welcome");
