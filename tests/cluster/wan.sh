@@ -5,21 +5,22 @@
 # processes, GStreamer publishing over WHIP, aiortc players decoding.
 #
 #   hq      (this script's private namespace): Redis, the origin node, the encoder
-#   site-a  two edge nodes, three viewers          — wan-a, 10.99.1.0/24
-#   site-b  one edge node, three viewers (+1 later) — wan-b, 10.99.2.0/24
+#   site-a  two edge nodes, N viewers              — wan-a, 10.99.1.0/24
+#   site-b  one edge node, N viewers (+1 later)     — wan-b, 10.99.2.0/24
 #   site-c  no node, one viewer (served by the origin) — wan-c, 10.99.3.0/24
 #
 # Every viewer is given the origin's URL; the origin sends it to its site's
 # node by its subnet (cluster.subnets). Checked:
 #   1. every viewer decodes the picture and the tone;
 #   2. each site's WAN link carries one copy of the broadcast, however many
-#      watch there: bytes on wan-a and wan-b (three viewers behind an edge)
+#      watch there: bytes on wan-a and wan-b (N viewers behind an edge)
 #      against wan-c (one viewer, one direct copy);
 #   3. the edge serving site A is killed (SIGKILL): its viewers watch again
 #      via the site's other node within 5 s, by themselves;
 #   4. Redis is stopped for 10 s: nobody's picture stops; after it returns a
 #      new viewer joins and plays.
-# Results: $OUT/results.json (OUT defaults to target/cluster-wan).
+# Results: $OUT/results.json (OUT defaults to target/cluster-wan). N: WAN_VIEWERS (3);
+# the link: WAN_RATE (20mbit), WAN_DELAY (15ms, where the kernel has netem).
 #
 # Run as root (it makes network namespaces; the machine's own interfaces are
 # never used):  sudo tests/cluster/wan.sh
@@ -33,6 +34,8 @@ KAIGI_BIN="${KAIGI_BIN:-$REPO/target/release/kaigi}"
 VENV="${KAIGI_VENV:-$REPO/target/venv-interop}"
 OUT="${OUT:-$REPO/target/cluster-wan}"
 RATE="${WAN_RATE:-20mbit}"
+# Viewers at each of sites A and B (site C has one).
+N="${WAN_VIEWERS:-3}"
 DELAY="${WAN_DELAY:-15ms}"
 ROOM=kaiken
 
@@ -183,15 +186,16 @@ viewer() { # SITE NAME SECONDS
         --seconds "$3" --name "$2" >"$OUT/$2.out" 2>"$OUT/$2.err" &
     PIDS+=("$!")
 }
-for i in 1 2 3; do viewer a "a$i" $VIEW_SECONDS; viewer b "b$i" $VIEW_SECONDS; done
+for i in $(seq "$N"); do viewer a "a$i" $VIEW_SECONDS; viewer b "b$i" $VIEW_SECONDS; done
 viewer c c1 $VIEW_SECONDS
+ALL=$((2 * N + 1))
 for _ in $(seq 300); do
     n=$(cat "$OUT"/*.out 2>/dev/null | grep -c '^playing' || true)
-    [[ $n -ge 7 ]] && break
+    [[ $n -ge $ALL ]] && break
     sleep 0.1
 done
-[[ $n -ge 7 ]] || { tail -n 3 "$OUT"/*.err >&2; die "only $n of 7 viewers are playing"; }
-say "7 viewers playing: $(grep -h '^playing' "$OUT"/a*.out "$OUT"/b*.out "$OUT"/c1.out | sort | uniq -c | tr -s ' ' | paste -sd, -)"
+[[ $n -ge $ALL ]] || { tail -n 3 "$OUT"/*.err >&2; die "only $n of $ALL viewers are playing"; }
+say "$ALL viewers playing: $(grep -h '^playing' "$OUT"/a*.out "$OUT"/b*.out "$OUT"/c1.out | sort | uniq -c | tr -s ' ' | paste -sd, -)"
 
 # ---- bytes per WAN link -----------------------------------------------------------
 # /proc/net/dev is this namespace's (/sys/class/net is the mount's, the machine's).
@@ -229,14 +233,14 @@ PIDS+=("$REDIS")
 REDIS_UP_AT=$(date +%s.%N)
 say "Redis back"
 sleep 3
-viewer b b4 8
+viewer b late 8
 wait_for_reports() {
     for _ in $(seq 600); do
         local done=0
-        for f in "$OUT"/{a1,a2,a3,b1,b2,b3,b4,c1}.out; do
+        for f in "$OUT"/*.out; do
             grep -q '^{' "$f" 2>/dev/null && done=$((done + 1))
         done
-        [[ $done -ge 8 ]] && return 0
+        [[ $done -ge $((ALL + 1)) ]] && return 0
         sleep 0.1
     done
     return 1
@@ -245,28 +249,30 @@ wait_for_reports || { tail -n 3 "$OUT"/*.err >&2; die "viewers did not report"; 
 
 # ---- verdict ----------------------------------------------------------------------
 "$VENV/bin/python" - "$OUT" "${T0[a]}" "${T1[a]}" "${T0[b]}" "${T1[b]}" "${T0[c]}" "${T1[c]}" "$WINDOW" \
-    "$KILLED_AT" "$REDIS_DOWN_AT" "$REDIS_UP_AT" "$VICTIM_NAME" "$RATE" "$DELAY" <<'PY'
+    "$KILLED_AT" "$REDIS_DOWN_AT" "$REDIS_UP_AT" "$VICTIM_NAME" "$RATE" "$DELAY" "$N" <<'PY'
 import json, sys
 out = sys.argv[1]
 a0, a1, b0, b1, c0, c1, window = map(float, sys.argv[2:9])
-victim, rate, delay = sys.argv[12], sys.argv[13], sys.argv[14]
+victim, rate, delay, n = sys.argv[12], sys.argv[13], sys.argv[14], int(sys.argv[15])
+site_a = [f"a{i}" for i in range(1, n + 1)]
+site_b = [f"b{i}" for i in range(1, n + 1)]
 reports = {}
-for name in ["a1", "a2", "a3", "b1", "b2", "b3", "b4", "c1"]:
+for name in site_a + site_b + ["late", "c1"]:
     line = [l for l in open(f"{out}/{name}.out") if l.startswith("{")][-1]
     reports[name] = json.loads(line)
 fails = []
 for name, r in reports.items():
     if "error" in r:
         fails.append(f"{name}: {r['error']}")
-    elif r["video_frames"] < (60 if name != "b4" else 20) or r["audio_frames"] < 100:
+    elif r["video_frames"] < (60 if name != "late" else 20) or r["audio_frames"] < 100:
         fails.append(f"{name} decoded too little: {r['video_frames']} frames, {r['audio_frames']} audio")
 wan = {"a": (a1 - a0) / window, "b": (b1 - b0) / window, "c": (c1 - c0) / window}
 copies = {s: wan[s] / wan["c"] for s in "ab"}
 for s in "ab":
     if not 0.5 <= copies[s] <= 1.5:
-        fails.append(f"wan-{s} carried {copies[s]:.2f} copies of the broadcast for 3 viewers (want ~1)")
+        fails.append(f"wan-{s} carried {copies[s]:.2f} copies of the broadcast for {n} viewers (want ~1)")
 gaps = []
-for name in ["a1", "a2", "a3"]:
+for name in site_a:
     f = reports[name].get("failovers", [])
     if not f or f[0]["gap_s"] is None or f[0]["gap_s"] > 5.0:
         fails.append(f"{name} did not watch again within 5 s after its edge died: {f}")
@@ -274,22 +280,22 @@ for name in ["a1", "a2", "a3"]:
         gaps.append(f[0]["gap_s"])
         if "10.99.1." not in f[0]["to"]:
             fails.append(f"{name} went on at {f[0]['to']}, not at site A's other node")
-for name in ["b1", "b2", "b3", "c1"]:
+for name in site_b + ["c1"]:
     if reports[name].get("failovers"):
         fails.append(f"{name} lost its picture (Redis away or the edge kill disturbed it): {reports[name]['failovers']}")
 result = {
     "wan_rate": rate, "wan_delay": delay,
     "wan_bytes_per_second": wan, "copies_per_link": copies,
-    "viewers_per_site": {"a": 3, "b": 3, "c": 1},
+    "viewers_per_site": {"a": n, "b": n, "c": 1},
     "killed": victim, "failover_gaps_s": gaps,
-    "after_redis_restart": reports["b4"].get("first_frame_s"),
+    "after_redis_restart": reports["late"].get("first_frame_s"),
     "viewers": reports, "failures": fails,
 }
 json.dump(result, open(f"{out}/results.json", "w"), indent=2)
-print(f"cluster-wan: WAN link bytes per second: site A {wan['a']:.0f} (3 viewers, {copies['a']:.2f} copies), "
-      f"site B {wan['b']:.0f} (3 viewers, {copies['b']:.2f} copies), site C {wan['c']:.0f} (1 viewer, direct)", file=sys.stderr)
+print(f"cluster-wan: WAN link bytes per second: site A {wan['a']:.0f} ({n} viewers, {copies['a']:.2f} copies), "
+      f"site B {wan['b']:.0f} ({n} viewers, {copies['b']:.2f} copies), site C {wan['c']:.0f} (1 viewer, direct)", file=sys.stderr)
 print(f"cluster-wan: {victim} killed: site A's viewers watching again after {', '.join(f'{g:.2f}' for g in gaps)} s", file=sys.stderr)
-print(f"cluster-wan: Redis away 10 s: site B and C viewers never stalled; a new viewer after its return: first frame in {reports['b4'].get('first_frame_s')} s", file=sys.stderr)
+print(f"cluster-wan: Redis away 10 s: site B and C viewers never stalled; a new viewer after its return: first frame in {reports['late'].get('first_frame_s')} s", file=sys.stderr)
 if fails:
     for f in fails:
         print(f"cluster-wan: FAIL: {f}", file=sys.stderr)
