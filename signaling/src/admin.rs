@@ -48,7 +48,11 @@ pub async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         Some(c) => json!({
             "node": c.id(),
             "redis": if c.redis_up() { "up" } else { "down" },
+            "site": c.site(),
             "other_nodes": c.fallbacks(),
+            "relays": state.relays.running().into_iter()
+                .map(|(room, origin)| json!({"room": room, "origin": origin}))
+                .collect::<Vec<_>>(),
         }),
         None => serde_json::Value::Null,
     };
