@@ -236,6 +236,7 @@ async fn run(state: Arc<AppState>, relay: Arc<Relay>) {
             let (relay2, state2) = (relay.clone(), state.clone());
             let mut pumping =
                 tokio::task::spawn_blocking(move || pump.run(&relay2, &state2.metrics));
+            tokio::spawn(follow_origin(state.clone(), relay.clone()));
             let mut idle_since: Option<Instant> = None;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let why = loop {
@@ -286,6 +287,60 @@ async fn run(state: Arc<AppState>, relay: Arc<Relay>) {
             }
         }
     }
+}
+
+/// How often a relay asks its origin whether the broadcast goes on.
+const ORIGIN_POLL: Duration = Duration::from_secs(2);
+
+/// Ends the relay when the broadcast ends at its origin: the origin keeps
+/// a viewer's session through a pause (a presenter switch), so its end is
+/// not seen on the link itself. (An unreachable origin is the link's
+/// business: the pump ends when it fails.)
+async fn follow_origin(state: Arc<AppState>, relay: Arc<Relay>) {
+    let node = state
+        .cluster
+        .as_ref()
+        .map_or("kaigi", |c| c.id())
+        .to_owned();
+    let url = format!(
+        "{}/watch/{}/status?relay={node}",
+        relay.origin.trim_end_matches('/'),
+        relay.room
+    );
+    loop {
+        tokio::time::sleep(ORIGIN_POLL).await;
+        if relay.done.load(Ordering::SeqCst) || relay.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let token = viewer_token(&state, &relay.room);
+        if let Ok(r) = http_request(&state, "GET", &url, Some(&token), None).await
+            && r.status == 200
+            && serde_json::from_str::<serde_json::Value>(&r.body)
+                .is_ok_and(|v| v["live"] == serde_json::Value::Bool(false))
+        {
+            info!(
+                room = relay.room,
+                "relay: the broadcast ended at the origin"
+            );
+            relay.stop.store(true, Ordering::SeqCst);
+            return;
+        }
+    }
+}
+
+/// A short-lived viewer token for `room`, signed with the cluster's shared secret.
+fn viewer_token(state: &AppState, room: &str) -> String {
+    let node = state.cluster.as_ref().map_or("kaigi", |c| c.id());
+    crate::auth::mint(
+        &state.token_secret,
+        &crate::auth::Claims {
+            room: room.to_owned(),
+            role: crate::auth::Role::Viewer,
+            name: Some(format!("relay:{node}")),
+            exp: crate::access::unix_now() + TOKEN_SECS,
+            iat: crate::access::unix_now(),
+        },
+    )
 }
 
 /// Why a relay could not start, with a metric label.
@@ -351,16 +406,7 @@ async fn connect(state: &Arc<AppState>, relay: &Relay) -> Result<Link, StartErro
     up.set_local_description(now, offer)
         .map_err(|e| fail("internal")(e.into()))?;
     let node = state.cluster.as_ref().map_or("kaigi", |c| c.id());
-    let token = crate::auth::mint(
-        &state.token_secret,
-        &crate::auth::Claims {
-            room: relay.room.clone(),
-            role: crate::auth::Role::Viewer,
-            name: Some(format!("relay:{node}")),
-            exp: crate::access::unix_now() + TOKEN_SECS,
-            iat: crate::access::unix_now(),
-        },
-    );
+    let token = viewer_token(state, &relay.room);
     let url = format!(
         "{}/whep/{}?relay={}",
         relay.origin.trim_end_matches('/'),

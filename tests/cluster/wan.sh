@@ -18,7 +18,8 @@
 #   3. the edge serving site A is killed (SIGKILL): its viewers watch again
 #      via the site's other node within 5 s, by themselves;
 #   4. Redis is stopped for 10 s: nobody's picture stops; after it returns a
-#      new viewer joins and plays.
+#      new viewer joins and plays;
+#   5. the encoder stops: a branch node's viewer page says "ended" too.
 # Results: $OUT/results.json (OUT defaults to target/cluster-wan). N: WAN_VIEWERS (3);
 # the link: WAN_RATE (20mbit), WAN_DELAY (15ms, where the kernel has netem).
 #
@@ -171,7 +172,8 @@ say "nodes up: origin (hq), edge-a1 + edge-a2 (site A), edge-b (site B); WAN $DE
 # ---- the broadcast ----------------------------------------------------------------
 /usr/bin/python3 "$REPO/tests/interop/gst_whip_publisher.py" --url "http://10.99.1.1:18080/whip/$ROOM" \
     --key encoder-key --seconds 300 --address 10.99.1.1 >"$OUT/encoder.log" 2>&1 &
-PIDS+=("$!")
+ENCODER=$!
+PIDS+=("$ENCODER")
 for _ in $(seq 150); do
     curl -s "http://10.99.1.1:18080/watch/$ROOM/status" | grep -q '"live":true' && break
     sleep 0.1
@@ -247,13 +249,28 @@ wait_for_reports() {
 }
 wait_for_reports || { tail -n 3 "$OUT"/*.err >&2; die "viewers did not report"; }
 
+# ---- the broadcast ends: the edges say so too ----------------------------------------
+kill -TERM "$ENCODER"
+ENDED_AT=$(date +%s.%N)
+ENDED_S=""
+for _ in $(seq 150); do
+    if in_site b curl -s "http://10.99.2.2:18080/watch/$ROOM/status" | grep -q '"live":false'; then
+        ENDED_S=$(awk -v a="$ENDED_AT" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+        break
+    fi
+    sleep 0.1
+done
+[[ -n "$ENDED_S" ]] || die "site B's node still says live 15 s after the encoder stopped"
+say "the encoder stopped: site B's node says the broadcast ended after ${ENDED_S} s"
+
 # ---- verdict ----------------------------------------------------------------------
 "$VENV/bin/python" - "$OUT" "${T0[a]}" "${T1[a]}" "${T0[b]}" "${T1[b]}" "${T0[c]}" "${T1[c]}" "$WINDOW" \
-    "$KILLED_AT" "$REDIS_DOWN_AT" "$REDIS_UP_AT" "$VICTIM_NAME" "$RATE" "$DELAY" "$N" <<'PY'
+    "$KILLED_AT" "$REDIS_DOWN_AT" "$REDIS_UP_AT" "$VICTIM_NAME" "$RATE" "$DELAY" "$N" "$ENDED_S" <<'PY'
 import json, sys
 out = sys.argv[1]
 a0, a1, b0, b1, c0, c1, window = map(float, sys.argv[2:9])
 victim, rate, delay, n = sys.argv[12], sys.argv[13], sys.argv[14], int(sys.argv[15])
+ended_s = float(sys.argv[16])
 site_a = [f"a{i}" for i in range(1, n + 1)]
 site_b = [f"b{i}" for i in range(1, n + 1)]
 reports = {}
@@ -289,6 +306,7 @@ result = {
     "viewers_per_site": {"a": n, "b": n, "c": 1},
     "killed": victim, "failover_gaps_s": gaps,
     "after_redis_restart": reports["late"].get("first_frame_s"),
+    "edge_says_ended_after_s": ended_s,
     "viewers": reports, "failures": fails,
 }
 json.dump(result, open(f"{out}/results.json", "w"), indent=2)
