@@ -300,12 +300,7 @@ async fn watch_page(
 ) -> Response {
     match viewer_route(&state, &room, &uri, peer.ip(), "page").await {
         ViewerRoute::Redirect(r) => r,
-        ViewerRoute::Relay(origin) => {
-            // The relay starts while the page loads: its first status poll finds it live.
-            crate::relay::Relays::ensure(&state, &room, &origin, std::time::Duration::ZERO).await;
-            room_page(&state, &room, "watch.html")
-        }
-        ViewerRoute::Serve => room_page(&state, &room, "watch.html"),
+        ViewerRoute::Relay(_) | ViewerRoute::Serve => room_page(&state, &room, "watch.html"),
     }
 }
 

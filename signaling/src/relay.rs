@@ -15,8 +15,9 @@
 //! source (this relay) after aggregating its viewers' requests, and the relay
 //! asks the origin, which aggregates its edges'.
 //!
-//! A relay runs while the edge has viewers for the room and ends
-//! [`IDLE`] after the last one left, or when the origin's session ends.
+//! A relay starts with the first WHEP offer at the edge that passed the
+//! room's rules, runs while the edge has viewers for the room and ends
+//! [`IDLE`] after the last one left, or when the broadcast ends at the origin.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -79,6 +80,8 @@ const VIDEO: u8 = 2;
 pub struct Relays {
     map: Mutex<HashMap<String, Arc<Relay>>>,
     cert: OnceLock<RTCCertificate>,
+    /// Whether a room is live at its origin, as last asked: (when, live).
+    origin_live: Mutex<HashMap<String, (Instant, bool)>>,
 }
 
 /// One room's relay.
@@ -177,6 +180,52 @@ impl Relays {
                 return relay.live.load(Ordering::SeqCst);
             }
         }
+    }
+
+    /// Whether `room` is being broadcast, for a viewer here of a room homed at
+    /// `origin`: live here once relayed; until then, as the origin says
+    /// (asked at most every [`ORIGIN_POLL`] per room, however many pages poll).
+    /// Asking does not start a relay: a WHEP offer that passed the room's
+    /// rules does, so that pages nobody watches never pull a broadcast over the WAN.
+    pub async fn live(state: &Arc<AppState>, room: &str, origin: &str) -> bool {
+        if state.sfu.control(|e| e.broadcast_source(room)).is_some() {
+            return true;
+        }
+        let cached = state
+            .relays
+            .origin_live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(room)
+            .filter(|(at, _)| at.elapsed() < ORIGIN_POLL)
+            .map(|(_, live)| *live);
+        if let Some(live) = cached {
+            return live;
+        }
+        let node = state
+            .cluster
+            .as_ref()
+            .map_or("kaigi", |c| c.id())
+            .to_owned();
+        let url = format!(
+            "{}/watch/{room}/status?relay={node}",
+            origin.trim_end_matches('/')
+        );
+        let token = viewer_token(state, room);
+        let live = match http_request(state, "GET", &url, Some(&token), None).await {
+            Ok(r) if r.status == 200 => serde_json::from_str::<serde_json::Value>(&r.body)
+                .is_ok_and(|v| v["live"] == serde_json::Value::Bool(true)),
+            _ => false,
+        };
+        let mut cache = state
+            .relays
+            .origin_live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Rooms asked about once are not kept forever.
+        cache.retain(|_, (at, _)| at.elapsed() < ORIGIN_POLL * 30);
+        cache.insert(room.to_owned(), (Instant::now(), live));
+        live
     }
 
     /// Rooms relayed here now, and their origins (admin health).
@@ -578,6 +627,7 @@ async fn ingest_locally(
         &headers,
         offer.as_bytes(),
         IpAddr::V4(Ipv4Addr::LOCALHOST),
+        None,
     )
     .await
     .map_err(|r| anyhow!("the local media server refused the relay: {}", r.reason()))?;

@@ -42,13 +42,15 @@ pub trait Endpoint: Send + Sync + 'static {
     fn sessions(state: &AppState) -> &Sessions;
     /// Its requests counter, by result.
     fn counter(state: &AppState) -> &IntCounterVec;
-    /// Handles one offer: the 201 with the answer, or why not.
+    /// Handles one offer: the 201 with the answer, or why not. `origin`: the
+    /// node a viewer's broadcast is relayed from (cluster mode, WHEP).
     fn offer<'a>(
         state: &'a Arc<AppState>,
         room: &'a str,
         headers: &'a HeaderMap,
         body: &'a [u8],
         ip: std::net::IpAddr,
+        origin: Option<&'a str>,
     ) -> impl std::future::Future<Output = Result<Response, Refusal>> + Send + 'a;
 }
 
@@ -75,19 +77,18 @@ pub async fn post<E: Endpoint>(
         return too_many(wait);
     }
     // A 307 keeps the method and body: the encoder or player posts again there.
+    let mut origin = None;
     if E::KIND == "whep" {
         use crate::http::ViewerRoute;
         match crate::http::viewer_route(&state, &room, &uri, peer.ip(), E::KIND).await {
             ViewerRoute::Redirect(r) => return r,
-            ViewerRoute::Relay(origin) => {
-                crate::relay::Relays::ensure(&state, &room, &origin, RELAY_WAIT).await;
-            }
+            ViewerRoute::Relay(o) => origin = Some(o),
             ViewerRoute::Serve => {}
         }
     } else if let Some(r) = crate::http::elsewhere(&state, &room, &uri, E::KIND).await {
         return r;
     }
-    match E::offer(&state, &room, &headers, &body, peer.ip()).await {
+    match E::offer(&state, &room, &headers, &body, peer.ip(), origin.as_deref()).await {
         Ok(res) => {
             counter.with_label_values(&["ok"]).inc();
             state
@@ -118,9 +119,6 @@ pub async fn on_patch<E: Endpoint>(
 ) -> Response {
     patch(E::sessions(&state), &room, &resource, &headers, &body)
 }
-
-/// How long a WHEP offer at an edge waits for the broadcast's relay to start.
-const RELAY_WAIT: Duration = Duration::from_secs(6);
 
 /// Largest offer accepted (a real one is a few KiB).
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;

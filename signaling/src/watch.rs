@@ -28,16 +28,16 @@ pub async fn status(
     if let Err(r) = crate::whep::authorize(&state, &room, &headers, None) {
         return r.respond(&state.metrics.whep_requests);
     }
-    // At an edge, a broadcast homed elsewhere is live once its relay is: the
-    // first poll starts it (one request to the origin, however many poll).
+    // At an edge, a broadcast homed elsewhere is live as its origin says (until
+    // it is relayed here).
     let origin = match crate::http::viewer_route(&state, &room, &uri, peer.ip(), "page").await {
-        crate::http::ViewerRoute::Relay(origin) => {
-            crate::relay::Relays::ensure(&state, &room, &origin, std::time::Duration::ZERO).await;
-            Some(origin)
-        }
+        crate::http::ViewerRoute::Relay(origin) => Some(origin),
         _ => None,
     };
-    let live = state.sfu.control(|e| e.broadcast_source(&room)).is_some();
+    let live = match &origin {
+        Some(o) => crate::relay::Relays::live(&state, &room, o).await,
+        None => state.sfu.control(|e| e.broadcast_source(&room)).is_some(),
+    };
     // The page asks for a password before it tries to watch a password room.
     let access = state.config.room_access(&room).0.as_str();
     let mut body = serde_json::json!({ "live": live, "access": access });

@@ -18,6 +18,9 @@ use crate::http::AppState;
 use crate::protocol::ServerMsg;
 use crate::sdp_http::{self, Refusal};
 
+/// How long an offer at an edge waits for the broadcast's relay to start.
+const RELAY_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
+
 /// How long an offer waits for a broadcast with sound only to get its picture.
 const VIDEO_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
@@ -92,8 +95,9 @@ impl sdp_http::Endpoint for Whep {
         headers: &'a HeaderMap,
         body: &'a [u8],
         ip: std::net::IpAddr,
+        origin: Option<&'a str>,
     ) -> impl std::future::Future<Output = Result<Response, Refusal>> + Send + 'a {
-        watch(state, room, headers, body, ip)
+        watch(state, room, headers, body, ip, origin)
     }
 }
 
@@ -103,9 +107,15 @@ async fn watch(
     headers: &HeaderMap,
     body: &[u8],
     ip: std::net::IpAddr,
+    origin: Option<&str>,
 ) -> Result<Response, Refusal> {
     let offer = sdp_http::check_offer(state, room, headers, body)?;
     authorize(state, room, headers, Some(ip))?;
+    // At an edge: the broadcast is relayed here from its origin, started by
+    // the first viewer who may watch it.
+    if let Some(origin) = origin {
+        crate::relay::Relays::ensure(state, room, origin, RELAY_WAIT).await;
+    }
     let live = state
         .sfu
         .control(|e| e.room_participants(room).iter().any(|p| e.has_tracks(p.id)));

@@ -60,6 +60,7 @@ impl sdp_http::Endpoint for Whip {
         headers: &'a HeaderMap,
         body: &'a [u8],
         _ip: std::net::IpAddr,
+        _origin: Option<&'a str>,
     ) -> impl std::future::Future<Output = Result<Response, Refusal>> + Send + 'a {
         ingest(state, room, headers, body)
     }
