@@ -196,10 +196,10 @@ async function tick() {
   }
 }
 
-/** Whether nothing new was decoded for a while. */
-async function stalled() {
+/** How long nothing new has arrived (ms); `Infinity` without a connection. */
+async function sinceProgress() {
   const pc = app.pc;
-  if (!pc) return true;
+  if (!pc) return Infinity;
   let progress = 0;
   const stats = await pc.getStats();
   stats.forEach((s) => {
@@ -211,7 +211,12 @@ async function stalled() {
     app.progress = progress;
     app.progressAt = now;
   }
-  return now - app.progressAt > STALL_MS;
+  return now - app.progressAt;
+}
+
+/** Whether nothing new was decoded for a while. */
+async function stalled() {
+  return (await sinceProgress()) > STALL_MS;
 }
 
 /** Waits until ICE gathering completes, or `ms` passed. */
@@ -391,19 +396,7 @@ function failover() {
 /** While playing (cluster mode): no progress for a moment and the node silent → failover. */
 async function watchdog() {
   if (app.state !== 'playing' || !app.nodes.length || app.leaving || !app.pc) return;
-  const stats = await app.pc.getStats();
-  let progress = 0;
-  stats.forEach((s) => {
-    // Packets, not samples: a silent link still "receives" concealment samples.
-    if (s.type === 'inbound-rtp') progress += s.packetsReceived || 0;
-  });
-  const now = Date.now();
-  if (progress > app.progress) {
-    app.progress = progress;
-    app.progressAt = now;
-    return;
-  }
-  if (now - app.progressAt < FAILOVER_STALL_MS) return;
+  if ((await sinceProgress()) < FAILOVER_STALL_MS) return;
   try {
     await fetchStatus(FAILOVER_ASK_MS);
   } catch {

@@ -348,18 +348,8 @@ pub async fn viewer_route(
             .unwrap_or(cluster.site());
         if site != cluster.site()
             && let Some(url) = cluster.node_at(site, room)
+            && let Some(res) = redirect_to(state, &url, uri, kind)
         {
-            state
-                .metrics
-                .cluster_redirects
-                .with_label_values(&[kind])
-                .inc();
-            let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-            let to = crate::cluster::redirect_url(&url, path);
-            let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
-            if let Ok(v) = HeaderValue::from_str(&to) {
-                res.headers_mut().insert(header::LOCATION, v);
-            }
             return ViewerRoute::Redirect(res);
         }
     }
@@ -397,16 +387,25 @@ pub async fn elsewhere(
     let crate::cluster::Route::There { url, .. } = cluster.route(room).await else {
         return None;
     };
+    redirect_to(state, &url, uri, kind)
+}
+
+/// A 307 to the same path and query on another node at `base`, counted by `kind`.
+fn redirect_to(
+    state: &AppState,
+    base: &str,
+    uri: &axum::http::Uri,
+    kind: &str,
+) -> Option<Response> {
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let location = HeaderValue::from_str(&crate::cluster::redirect_url(base, path)).ok()?;
     state
         .metrics
         .cluster_redirects
         .with_label_values(&[kind])
         .inc();
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let to = crate::cluster::redirect_url(&url, path);
     let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
-    res.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_str(&to).ok()?);
+    res.headers_mut().insert(header::LOCATION, location);
     Some(res)
 }
 

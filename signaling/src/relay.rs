@@ -39,7 +39,6 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -202,15 +201,7 @@ impl Relays {
         if let Some(live) = cached {
             return live;
         }
-        let node = state
-            .cluster
-            .as_ref()
-            .map_or("kaigi", |c| c.id())
-            .to_owned();
-        let url = format!(
-            "{}/watch/{room}/status?relay={node}",
-            origin.trim_end_matches('/')
-        );
+        let url = origin_status_url(state, origin, room);
         let token = viewer_token(state, room);
         let live = match http_request(state, "GET", &url, Some(&token), None).await {
             Ok(r) if r.status == 200 => serde_json::from_str::<serde_json::Value>(&r.body)
@@ -346,16 +337,7 @@ const ORIGIN_POLL: Duration = Duration::from_secs(2);
 /// not seen on the link itself. (An unreachable origin is the link's
 /// business: the pump ends when it fails.)
 async fn follow_origin(state: Arc<AppState>, relay: Arc<Relay>) {
-    let node = state
-        .cluster
-        .as_ref()
-        .map_or("kaigi", |c| c.id())
-        .to_owned();
-    let url = format!(
-        "{}/watch/{}/status?relay={node}",
-        relay.origin.trim_end_matches('/'),
-        relay.room
-    );
+    let url = origin_status_url(&state, &relay.origin, &relay.room);
     loop {
         tokio::time::sleep(ORIGIN_POLL).await;
         if relay.done.load(Ordering::SeqCst) || relay.stop.load(Ordering::SeqCst) {
@@ -375,6 +357,15 @@ async fn follow_origin(state: Arc<AppState>, relay: Arc<Relay>) {
             return;
         }
     }
+}
+
+/// The origin's status of `room`, asked as this node's relay.
+fn origin_status_url(state: &AppState, origin: &str, room: &str) -> String {
+    let node = state.cluster.as_ref().map_or("kaigi", |c| c.id());
+    format!(
+        "{}/watch/{room}/status?relay={node}",
+        origin.trim_end_matches('/')
+    )
 }
 
 /// A short-lived viewer token for `room`, signed with the cluster's shared secret.
@@ -929,18 +920,7 @@ fn build_pc(
 }
 
 fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> anyhow::Result<()> {
-    let c = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()?;
-    pc.add_local_candidate(RTCIceCandidate::from(&c).to_json()?)?;
+    pc.add_local_candidate(sfu::peer::host_candidate(addr, false)?)?;
     Ok(())
 }
 

@@ -285,6 +285,26 @@ impl DtlsIdentity {
     }
 }
 
+/// A host candidate at `addr`: UDP, or passive ICE-TCP.
+pub fn host_candidate(addr: SocketAddr, tcp: bool) -> Result<RTCIceCandidateInit, PeerError> {
+    let config = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: if tcp { "tcp" } else { "udp" }.to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type: if tcp {
+            rtc::ice::tcp_type::TcpType::Passive
+        } else {
+            Default::default()
+        },
+    };
+    let cand = config.new_candidate_host().map_err(rtc_err)?;
+    RTCIceCandidate::from(&cand).to_json().map_err(rtc_err)
+}
+
 /// How to build peers: shared by all peers of a worker.
 #[derive(Clone)]
 pub struct PeerConfig {
@@ -359,35 +379,12 @@ impl Peer {
     }
 
     fn add_local_candidates(&mut self) -> Result<(), PeerError> {
-        let mut candidates = Vec::new();
-        if let Some(addr) = self.endpoint.udp {
-            candidates.push(CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "udp".to_owned(),
-                    address: addr.ip().to_string(),
-                    port: addr.port(),
-                    component: 1,
-                    ..Default::default()
-                },
-                ..Default::default()
-            });
-        }
-        if let Some(addr) = self.endpoint.tcp {
-            candidates.push(CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "tcp".to_owned(),
-                    address: addr.ip().to_string(),
-                    port: addr.port(),
-                    component: 1,
-                    ..Default::default()
-                },
-                tcp_type: rtc::ice::tcp_type::TcpType::Passive,
-            });
-        }
-        for c in candidates {
-            let cand = c.new_candidate_host().map_err(rtc_err)?;
-            let init = RTCIceCandidate::from(&cand).to_json().map_err(rtc_err)?;
-            self.pc.add_local_candidate(init).map_err(rtc_err)?;
+        let candidates = [
+            self.endpoint.udp.map(|a| host_candidate(a, false)),
+            self.endpoint.tcp.map(|a| host_candidate(a, true)),
+        ];
+        for init in candidates.into_iter().flatten() {
+            self.pc.add_local_candidate(init?).map_err(rtc_err)?;
         }
         Ok(())
     }
