@@ -115,6 +115,14 @@ impl Relays {
     pub async fn ensure(state: &Arc<AppState>, room: &str, origin: &str, wait: Duration) -> bool {
         let relay = {
             let mut map = state.relays.map.lock().unwrap_or_else(|e| e.into_inner());
+            // Ended relays are kept only as long as they hold back a retry.
+            map.retain(|_, r| {
+                !r.done.load(Ordering::SeqCst)
+                    || r.ended
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_none_or(|t| t.elapsed() < RETRY_AFTER)
+            });
             match map.get(room) {
                 Some(r) if !r.done.load(Ordering::SeqCst) && r.origin == origin => r.clone(),
                 Some(r)
