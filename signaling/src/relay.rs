@@ -151,7 +151,14 @@ impl Relays {
                         changed: tokio::sync::Notify::new(),
                     });
                     map.insert(room.to_owned(), r.clone());
-                    tokio::spawn(run(state.clone(), r.clone()));
+                    let (state, relay) = (state.clone(), r.clone());
+                    tokio::spawn(async move {
+                        // A relay that failed in an unforeseen way must not hold
+                        // its room for good: it ends, and the next viewer retries.
+                        if tokio::spawn(run(state, relay.clone())).await.is_err() {
+                            relay.finish();
+                        }
+                    });
                     r
                 }
             }
@@ -1105,10 +1112,14 @@ async fn http_request(
 }
 
 fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    // Bytes until the body is cut out: a chunk boundary may fall inside a
+    // character, and slicing text there would panic.
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .context("a truncated response")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let body = &raw[split + 4..];
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -1130,28 +1141,47 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
     let body = if chunked {
         dechunk(body)
     } else {
-        body.to_owned()
+        body.to_vec()
     };
     Ok(HttpResponse {
         status,
         location,
-        body,
+        body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+/// A chunked body's data (what is well formed of it).
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&s[..eol]).unwrap_or("");
+        // Chunk extensions (`;name=value`) are allowed after the size.
+        let size = size.split(';').next().unwrap_or("").trim();
+        let Ok(n) = usize::from_str_radix(size, 16) else {
             break;
         };
+        let rest = &s[eol + 2..];
         if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
+}
+
+/// What a node's answer to a relay's offer is read for, in one call: for
+/// the fuzzer (the answer comes from another machine).
+#[doc(hidden)]
+pub fn read_node_answer(raw: &[u8]) -> usize {
+    let Ok(r) = parse_response(raw) else {
+        return 0;
+    };
+    let _ = r
+        .location
+        .as_deref()
+        .map(|l| Url::parse(&absolute("http://origin:8443", l)));
+    answer_codecs(&r.body).len() + usize::from(r.status)
 }
 
 /// TLS towards other nodes: their certificates must chain to `cluster.ca_file`.
@@ -1256,8 +1286,16 @@ mod tests {
             (r.status, r.location.as_deref(), r.body.as_str()),
             (201, Some("/whep/r/abc"), "v=0")
         );
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap();
         assert_eq!(r.body, "abcde");
+        // A chunk ending inside a character (a panic when sliced as text).
+        let r = parse_response(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n中\r\n".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.body, "\u{fffd}");
+        let r = parse_response(b"HTTP/1.1 201 Created\r\nLocation: /a\r\n\r\n\xff\xfe").unwrap();
+        assert_eq!(r.status, 201);
         assert!(parse_response(b"HTTP/1.1 200").is_err());
         assert_eq!(absolute("http://a:1/", "/whep/r/x"), "http://a:1/whep/r/x");
         assert_eq!(absolute("http://a:1", "https://b/x"), "https://b/x");
